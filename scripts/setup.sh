@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `npm run setup`: everything the server and the tests need on a fresh Debian/Ubuntu machine.
+# Idempotent: each step checks first. Where it cannot install a system package it says which and how.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# System packages the tests use: real redis-server (store tests), openssl and curl (clients).
+APT_PACKAGES=(redis-server openssl curl ca-certificates)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then
+    say "installing system packages with sudo: ${missing[*]}"
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    say "cannot install ${missing[*]}: install them yourself (Debian/Ubuntu: sudo apt-get install ${missing[*]})"
+  fi
+fi
+# The redis-server package starts a system-wide instance; tests start their own on ephemeral ports.
+
+say "installing npm packages (npm ci)"
+npm ci --no-audit --no-fund --loglevel=error
+
+node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()" \
+  || { say "better-sqlite3 failed to load; run: npm rebuild better-sqlite3"; exit 1; }
+
+# Go modules for the Terraform provider (and its docs generator), from the Go module proxy.
+if command -v go >/dev/null; then
+  say "fetching Go modules (terraform/provider)"
+  (cd terraform/provider && go mod download) && (cd terraform/provider/tools && go mod download)
+else
+  say "go not found: install Go 1.25+ (https://go.dev/doc/install) to build and test the Terraform provider"
+fi
+command -v terraform >/dev/null || say "terraform not found: the provider's acceptance tests need the terraform binary on PATH"
+
+scripts/setup-stamp.sh > .setup-stamp
+say "done"

@@ -1,0 +1,102 @@
+// Authentication, per-trust-domain authorization and the audit trail, as route hooks: a route
+// declares `config.auth` and (when it mutates) `config.action`; nothing is reachable by forgetting.
+
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { canSee, isInstallationAdmin, roleOn } from '../auth/api-tokens.ts'
+import { quote, SigilError } from '../errors.ts'
+import { TrustDomainService } from '../tenancy/trust-domains.ts'
+import { toSigilError } from './error-handler.ts'
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+function bearer(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  if (!header) return undefined
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  return match ? match[1] : ''
+}
+
+function trustDomainParam(request: FastifyRequest): string | undefined {
+  return (request.params as { trustDomain?: string } | undefined)?.trustDomain
+}
+
+async function authorize(request: FastifyRequest): Promise<void> {
+  const requirement = request.routeOptions.config.auth
+  if (!requirement) throw new Error(`route ${request.routeOptions.url} declares no auth requirement`)
+  if (requirement.kind === 'none') return
+  const principal = await request.server.sigil.apiTokens.authenticate(bearer(request))
+  request.principal = principal
+  if (requirement.kind === 'authenticated') return
+  if (requirement.kind === 'installation-admin') {
+    if (!isInstallationAdmin(principal)) {
+      throw new SigilError(
+        'FORBIDDEN',
+        `token ${quote(principal.name)} is not an installation admin (an admin grant on "*")`,
+      )
+    }
+    return
+  }
+  const td = trustDomainParam(request) ?? ''
+  TrustDomainService.validateName(td)
+  const role = roleOn(principal, td)
+  if (!role || (requirement.role === 'admin' && role !== 'admin')) {
+    throw new SigilError(
+      'FORBIDDEN',
+      `token ${quote(principal.name)} has no ${requirement.role} role on trust domain ${quote(td)}`,
+    )
+  }
+}
+
+async function audit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const action = request.routeOptions.config.action
+  if (!action || !MUTATING.has(request.method)) return
+  const principal = request.principal
+  const field = request.routeOptions.config.auditTrustDomainField
+  const created =
+    field && reply.statusCode < 400 ? (request.body as Record<string, unknown>)[field] : undefined
+  const td = trustDomainParam(request) ?? (typeof created === 'string' ? created : undefined)
+  // Attempts on a trust domain the caller cannot see go to the installation log, so one tenant's
+  // admins never see another tenant's token names.
+  const installation = request.routeOptions.config.auditInInstallationLog === true
+  const auditDomain = td && principal && !installation && canSee(principal, td) ? td : ''
+  const statusCode = reply.statusCode
+  const record: Parameters<typeof request.server.sigil.audit.record>[0] = {
+    trustDomain: auditDomain,
+    at: request.server.sigil.clock.now(),
+    actor: principal ? `token:${principal.tokenId} (${principal.name})` : 'anonymous',
+    action,
+    target: request.url.split('?')[0]!.slice(0, 512),
+    result: statusCode < 400 ? 'ok' : 'error',
+    status: statusCode,
+    requestId: String(request.id),
+  }
+  const code = (reply as FastifyReply & { sigilErrorCode?: string }).sigilErrorCode
+  if (code) record.code = code
+  await request.server.sigil.audit.record(record)
+}
+
+async function authPlugin(fastify: FastifyInstance): Promise<void> {
+  fastify.decorateRequest('principal', undefined)
+  fastify.addHook('onRequest', async (request) => {
+    if (!request.routeOptions.url) return // 404: the not-found handler answers
+    await authorize(request)
+  })
+  fastify.addHook('onError', async (_request, reply, error) => {
+    const known = toSigilError(error)
+    ;(reply as FastifyReply & { sigilErrorCode?: string }).sigilErrorCode = known?.code ?? 'INTERNAL'
+  })
+  // onSend runs before the response leaves: an acknowledged change always has its audit record.
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    await audit(request, reply)
+    return payload
+  })
+  fastify.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched'
+    const metrics = request.server.sigil.metrics
+    metrics.httpRequests.inc({ route, method: request.method, status: String(reply.statusCode) })
+    metrics.httpDuration.observe({ route, method: request.method }, reply.elapsedTime / 1000)
+  })
+}
+
+export default fp(authPlugin, { name: 'sigil-auth', dependencies: ['sigil-errors'] })

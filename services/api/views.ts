@@ -1,0 +1,70 @@
+// API representations of records: what a client may see, and nothing else (no hashes, no sealed keys).
+
+import { formatSelector } from '../registry/selectors.ts'
+import type {
+  ApiTokenRecord,
+  AuditRecord,
+  EntryRecord,
+  JoinTokenRecord,
+  TrustDomainRecord,
+} from '../store/store.ts'
+
+const iso = (ms: number) => new Date(ms).toISOString()
+
+export function trustDomainView(td: TrustDomainRecord) {
+  return { name: td.name, createdAt: iso(td.createdAt), settings: td.settings }
+}
+
+export function entryView(e: EntryRecord) {
+  return {
+    id: e.id,
+    trustDomain: e.trustDomain,
+    spiffeId: e.spiffeId,
+    parentId: e.parentId,
+    selectors: e.selectors.map(formatSelector),
+    x509Ttl: e.x509Ttl,
+    jwtTtl: e.jwtTtl,
+    dnsNames: e.dnsNames,
+    admin: e.admin,
+    downstream: e.downstream,
+    federatesWith: e.federatesWith,
+    expiresAt: e.expiresAt ? iso(e.expiresAt) : null,
+    createdAt: iso(e.createdAt),
+    updatedAt: iso(e.updatedAt),
+    revision: e.revision,
+  }
+}
+
+export function joinTokenView(t: JoinTokenRecord) {
+  return {
+    id: t.tokenHash,
+    spiffeId: t.spiffeId ?? null,
+    expiresAt: iso(t.expiresAt),
+    createdAt: iso(t.createdAt),
+  }
+}
+
+export function apiTokenView(t: ApiTokenRecord) {
+  return {
+    id: t.id,
+    name: t.name,
+    grants: t.grants,
+    createdAt: iso(t.createdAt),
+    expiresAt: t.expiresAt ? iso(t.expiresAt) : null,
+  }
+}
+
+export function auditView(a: AuditRecord) {
+  return {
+    seq: a.seq,
+    trustDomain: a.trustDomain,
+    at: iso(a.at),
+    actor: a.actor,
+    action: a.action,
+    target: a.target,
+    result: a.result,
+    status: a.status,
+    code: a.code ?? null,
+    requestId: a.requestId,
+  }
+}

@@ -1,0 +1,62 @@
+// Wires the domain services together. Each service gets exactly what it needs (its store, a clock, the
+// authority), never the whole context.
+
+import type { Services } from './api/types.ts'
+import { AuditLog } from './audit/audit-log.ts'
+import { ApiTokenService } from './auth/api-tokens.ts'
+import { Authority } from './authority/authority.ts'
+import type { KeyManager } from './authority/key-manager.ts'
+import { SvidService } from './authority/svids.ts'
+import type { Clock } from './clock.ts'
+import type { ServerConfig } from './config.ts'
+import { Metrics } from './observability/metrics.ts'
+import { EntryService } from './registry/entries.ts'
+import { JoinTokenService } from './registry/join-tokens.ts'
+import type { Store } from './store/store.ts'
+import { TrustDomainService } from './tenancy/trust-domains.ts'
+
+export interface ServiceOptions {
+  config: Pick<
+    ServerConfig,
+    'intermediateTtl' | 'jwtKeyTtl' | 'signingWorkers' | 'maxBatch' | 'trustDomainDefaults'
+  >
+  store: Store
+  keys: KeyManager
+  clock: Clock
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
+  processMetrics?: boolean
+}
+
+export function createServices(opts: ServiceOptions): Services {
+  const { store, clock, config } = opts
+  const authorityOptions: ConstructorParameters<typeof Authority>[0] = {
+    store,
+    keys: opts.keys,
+    clock,
+    intermediateTtl: config.intermediateTtl,
+    jwtKeyTtl: config.jwtKeyTtl,
+    signingWorkers: config.signingWorkers,
+  }
+  if (opts.log) authorityOptions.log = opts.log
+  const authority = new Authority(authorityOptions)
+  return {
+    clock,
+    store,
+    authority,
+    trustDomains: new TrustDomainService(store, authority, clock, config.trustDomainDefaults),
+    entries: new EntryService(store, clock),
+    joinTokens: new JoinTokenService(store, clock),
+    svids: new SvidService(authority, config.maxBatch),
+    apiTokens: new ApiTokenService(store, clock),
+    audit: new AuditLog(store),
+    metrics: new Metrics({ processMetrics: opts.processMetrics ?? false }),
+    async ready() {
+      try {
+        await store.ping()
+        return true
+      } catch {
+        return false
+      }
+    },
+  }
+}

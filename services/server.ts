@@ -1,0 +1,106 @@
+// Process start-up only: configuration, logger, store, keys, HTTPS, listen, rotation timer, and a
+// graceful close. Everything else lives in the domain folders.
+
+import { mkdirSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import pino, { type Logger } from 'pino'
+import type { Services } from './api/types.ts'
+import { buildApp } from './app.ts'
+import { bootstrapAdminToken } from './auth/bootstrap.ts'
+import { LocalKeyManager, loadKek } from './authority/key-manager.ts'
+import { issueServerTls, loadServiceCa } from './authority/service-ca.ts'
+import { systemClock } from './clock.ts'
+import type { ServerConfig } from './config.ts'
+import { createServices } from './context.ts'
+import { openStore } from './store/open.ts'
+
+export interface RunningServer {
+  url: string
+  app: FastifyInstance
+  services: Services
+  close(): Promise<void>
+}
+
+export function createLogger(level: ServerConfig['logLevel']): Logger {
+  return pino({
+    level,
+    // Secrets never reach a log line, even by accident.
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        '*.token',
+        '*.sealedKey',
+        '*.privateKey',
+        'token',
+      ],
+      censor: '[redacted]',
+    },
+  })
+}
+
+export async function startServer(
+  config: ServerConfig,
+  log: Logger = createLogger(config.logLevel),
+): Promise<RunningServer> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
+  const store = await openStore(config.store, { dataDir: config.dataDir })
+  const keys = new LocalKeyManager(loadKek(config.dataDir, config.kek))
+  const services = createServices({
+    config,
+    store,
+    keys,
+    clock: systemClock,
+    log: log.child({ component: 'authority' }),
+    processMetrics: true,
+  })
+
+  const bootstrap = await bootstrapAdminToken(store, services.apiTokens, config.dataDir)
+  if (bootstrap.created)
+    log.info({ file: bootstrap.file }, 'bootstrap admin token created (the file holds it; keep it secret)')
+  else if (!bootstrap.present)
+    log.info('bootstrap admin token was created earlier, by this or another server sharing the store')
+
+  const serviceCa = await loadServiceCa(store, keys)
+  const caFile = path.join(config.dataDir, 'server-ca.pem')
+  writeFileSync(caFile, serviceCa.certPem)
+  const tls = await issueServerTls(serviceCa, [config.listen.host, ...config.serverNames])
+
+  const app = await buildApp({
+    services,
+    rateLimit: config.rateLimit,
+    bodyLimit: config.bodyLimit,
+    loggerInstance: log as never,
+    https: { key: tls.keyPem, cert: tls.certPem },
+  })
+  const address = await app.listen({ host: config.listen.host, port: config.listen.port })
+  const port = (app.server.address() as { port: number }).port
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
+  const url = `https://${host}:${port}`
+  log.info(
+    { url, address, store: store.kind, dataDir: config.dataDir, serverCa: caFile },
+    'Sigil trust service listening',
+  )
+
+  const timer = setInterval(() => {
+    services.authority.tick().catch((err) => log.error({ err }, 'CA rotation check failed'))
+  }, 30_000)
+  timer.unref()
+
+  let closing: Promise<void> | undefined
+  return {
+    url,
+    app,
+    services,
+    close() {
+      closing ??= (async () => {
+        clearInterval(timer)
+        await app.close()
+        await services.authority.close()
+        await store.close()
+      })()
+      return closing
+    },
+  }
+}

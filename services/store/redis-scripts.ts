@@ -1,0 +1,238 @@
+// Every write of the Redis store is one of these scripts: a script runs atomically, and its effects reach
+// the AOF as one MULTI/EXEC, so a crash never leaves half of one. Scripts check everything before their
+// first write, because Redis does not roll back the writes of a script that fails halfway.
+// Key names are built here from the prefix (ARGV[1]) exactly as in redis-keys.ts.
+
+const PRELUDE = `
+local P = ARGV[1]
+local function K(td, suffix) return P .. '{' .. td .. '}:' .. suffix end
+local function conflict(resource) return redis.error_reply('SIGIL_CONFLICT ' .. resource) end
+local function missing(td) return redis.error_reply('SIGIL_MISSING_TD ' .. td) end
+local function hasDomain(td) return redis.call('EXISTS', K(td, 'td')) == 1 end
+local SEP = string.char(10)
+local function identity(spiffe, parent, selCanon)
+  return redis.sha1hex(spiffe .. SEP .. parent .. SEP .. selCanon)
+end
+local function indexKeys(td, spiffe, parent, selIdx)
+  local keys = { K(td, 'ix:i:' .. redis.sha1hex(spiffe)), K(td, 'ix:p:' .. redis.sha1hex(parent)) }
+  for h in string.gmatch(selIdx, '%x+') do keys[#keys + 1] = K(td, 'ix:s:' .. h) end
+  return keys
+end
+`
+
+const BODIES = {
+  // ARGV: prefix, version
+  migrate: `
+local want = tonumber(ARGV[2])
+local current = tonumber(redis.call('GET', P .. 'schema') or '0')
+if current > want then return redis.error_reply('SIGIL_SCHEMA_NEWER ' .. current) end
+if current < want then redis.call('SET', P .. 'schema', want) end
+return current
+`,
+
+  // ARGV: prefix, td, createdAt, settings JSON, root id, root JSON
+  createTrustDomain: `
+local td = ARGV[2]
+if hasDomain(td) then return conflict('trust_domain') end
+redis.call('HSET', K(td, 'td'), 'createdAt', ARGV[3], 'settings', ARGV[4], 'seq', 1)
+redis.call('HSET', K(td, 'roots'), ARGV[5], ARGV[6])
+redis.call('SADD', P .. 'tds', td)
+return 1
+`,
+
+  // ARGV: prefix, td, settings JSON. Returns createdAt, or nil.
+  updateTrustDomainSettings: `
+local td = ARGV[2]
+if not hasDomain(td) then return false end
+redis.call('HSET', K(td, 'td'), 'settings', ARGV[3])
+return redis.call('HGET', K(td, 'td'), 'createdAt')
+`,
+
+  // ARGV: prefix, td
+  deleteTrustDomain: `
+local td = ARGV[2]
+if not hasDomain(td) then return 0 end
+for _, id in ipairs(redis.call('SMEMBERS', K(td, 'entries'))) do
+  local ek = K(td, 'e:' .. id)
+  local f = redis.call('HMGET', ek, 'spiffeId', 'parentId', 'selIdx')
+  if f[1] and f[2] and f[3] then
+    for _, k in ipairs(indexKeys(td, f[1], f[2], f[3])) do redis.call('DEL', k) end
+  end
+  redis.call('DEL', ek)
+end
+for _, s in ipairs({ 'td', 'roots', 'jwt', 'jwtexp', 'jt', 'entries', 'uniq', 'audit', 'iss', 'issrec' }) do
+  redis.call('DEL', K(td, s))
+end
+redis.call('SREM', P .. 'tds', td)
+return 1
+`,
+
+  // ARGV: prefix, td, id, JSON. Returns the new bundle sequence.
+  addRootCa: `
+local td = ARGV[2]
+if not hasDomain(td) then return missing(td) end
+if redis.call('HSETNX', K(td, 'roots'), ARGV[3], ARGV[4]) == 0 then return conflict('root_ca') end
+return redis.call('HINCRBY', K(td, 'td'), 'seq', 1)
+`,
+
+  // ARGV: prefix, td, kid, JSON, notAfter. Returns the new bundle sequence.
+  publishJwtKey: `
+local td = ARGV[2]
+if not hasDomain(td) then return missing(td) end
+if redis.call('HSETNX', K(td, 'jwt'), ARGV[3], ARGV[4]) == 0 then return conflict('jwt_key') end
+redis.call('ZADD', K(td, 'jwtexp'), ARGV[5], ARGV[3])
+return redis.call('HINCRBY', K(td, 'td'), 'seq', 1)
+`,
+
+  // ARGV: prefix, td, now. Returns the new bundle sequence, or nil when nothing expired.
+  pruneJwtKeys: `
+local td = ARGV[2]
+if not hasDomain(td) then return false end
+local kids = redis.call('ZRANGEBYSCORE', K(td, 'jwtexp'), '-inf', ARGV[3])
+if #kids == 0 then return false end
+for _, kid in ipairs(kids) do
+  redis.call('HDEL', K(td, 'jwt'), kid)
+  redis.call('ZREM', K(td, 'jwtexp'), kid)
+end
+return redis.call('HINCRBY', K(td, 'td'), 'seq', 1)
+`,
+
+  // ARGV: prefix, td, id, field, text, field, text, ... (redis-entry.ts encodeEntry)
+  createEntry: `
+local td, id = ARGV[2], ARGV[3]
+if not hasDomain(td) then return missing(td) end
+local ek = K(td, 'e:' .. id)
+if redis.call('EXISTS', ek) == 1 then return conflict('entry') end
+local f = {}
+for i = 4, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
+local u = identity(f.spiffeId, f.parentId, f.selCanon)
+if redis.call('HEXISTS', K(td, 'uniq'), u) == 1 then return conflict('entry') end
+redis.call('HSET', ek, unpack(ARGV, 4))
+redis.call('SADD', K(td, 'entries'), id)
+redis.call('HSET', K(td, 'uniq'), u, id)
+for _, k in ipairs(indexKeys(td, f.spiffeId, f.parentId, f.selIdx)) do redis.call('SADD', k, id) end
+return 1
+`,
+
+  // ARGV: prefix, td, id, now, field, text, ... (redis-entry.ts encodePatch). Returns the entry hash, or nil.
+  updateEntry: `
+local td, id = ARGV[2], ARGV[3]
+local ek = K(td, 'e:' .. id)
+if redis.call('EXISTS', ek) == 0 then return false end
+local old = redis.call('HMGET', ek, 'spiffeId', 'parentId', 'selCanon', 'selIdx')
+local n = { spiffeId = old[1], parentId = old[2], selCanon = old[3], selIdx = old[4] }
+for i = 5, #ARGV, 2 do
+  if n[ARGV[i]] ~= nil then n[ARGV[i]] = ARGV[i + 1] end
+end
+local ou = identity(old[1], old[2], old[3])
+local nu = identity(n.spiffeId, n.parentId, n.selCanon)
+if nu ~= ou then
+  local owner = redis.call('HGET', K(td, 'uniq'), nu)
+  if owner and owner ~= id then return conflict('entry') end
+end
+for _, k in ipairs(indexKeys(td, old[1], old[2], old[4])) do redis.call('SREM', k, id) end
+if nu ~= ou then
+  redis.call('HDEL', K(td, 'uniq'), ou)
+  redis.call('HSET', K(td, 'uniq'), nu, id)
+end
+if #ARGV >= 5 then redis.call('HSET', ek, unpack(ARGV, 5)) end
+redis.call('HSET', ek, 'updatedAt', ARGV[4])
+redis.call('HINCRBY', ek, 'revision', 1)
+for _, k in ipairs(indexKeys(td, n.spiffeId, n.parentId, n.selIdx)) do redis.call('SADD', k, id) end
+return redis.call('HGETALL', ek)
+`,
+
+  // ARGV: prefix, td, id
+  deleteEntry: `
+local td, id = ARGV[2], ARGV[3]
+local ek = K(td, 'e:' .. id)
+if redis.call('EXISTS', ek) == 0 then return 0 end
+local f = redis.call('HMGET', ek, 'spiffeId', 'parentId', 'selCanon', 'selIdx')
+for _, k in ipairs(indexKeys(td, f[1], f[2], f[4])) do redis.call('SREM', k, id) end
+local u = identity(f[1], f[2], f[3])
+if redis.call('HGET', K(td, 'uniq'), u) == id then redis.call('HDEL', K(td, 'uniq'), u) end
+redis.call('DEL', ek)
+redis.call('SREM', K(td, 'entries'), id)
+return 1
+`,
+
+  // ARGV: prefix, td, token hash, JSON
+  createJoinToken: `
+local td = ARGV[2]
+if not hasDomain(td) then return missing(td) end
+if redis.call('HSETNX', K(td, 'jt'), ARGV[3], ARGV[4]) == 0 then return conflict('join_token') end
+return 1
+`,
+
+  // ARGV: prefix, td, token hash. Returns the token JSON, or nil; the token is gone either way.
+  consumeJoinToken: `
+local td = ARGV[2]
+local token = redis.call('HGET', K(td, 'jt'), ARGV[3])
+if not token then return false end
+redis.call('HDEL', K(td, 'jt'), ARGV[3])
+return token
+`,
+
+  // ARGV: prefix, id, token hash, JSON
+  createApiToken: `
+if redis.call('HEXISTS', P .. 'apitok', ARGV[2]) == 1 then return conflict('api_token') end
+if redis.call('HEXISTS', P .. 'apitokhash', ARGV[3]) == 1 then return conflict('api_token') end
+redis.call('HSET', P .. 'apitok', ARGV[2], ARGV[4])
+redis.call('HSET', P .. 'apitokhash', ARGV[3], ARGV[2])
+return 1
+`,
+
+  // ARGV: prefix, token hash. Returns the token JSON, or nil.
+  findApiToken: `
+local id = redis.call('HGET', P .. 'apitokhash', ARGV[2])
+if not id then return false end
+return redis.call('HGET', P .. 'apitok', id)
+`,
+
+  // ARGV: prefix, id
+  deleteApiToken: `
+local token = redis.call('HGET', P .. 'apitok', ARGV[2])
+if not token then return 0 end
+local hash = cjson.decode(token).tokenHash
+if redis.call('HGET', P .. 'apitokhash', hash) == ARGV[2] then redis.call('HDEL', P .. 'apitokhash', hash) end
+redis.call('HDEL', P .. 'apitok', ARGV[2])
+return 1
+`,
+
+  // ARGV: prefix, td, record JSON without seq (an object, so it starts with '{'). Returns the seq.
+  appendAudit: `
+local seq = redis.call('INCR', P .. 'auditseq')
+local record = '{"seq":' .. seq .. ',' .. string.sub(ARGV[3], 2)
+redis.call('ZADD', K(ARGV[2], 'audit'), seq, record)
+return seq
+`,
+
+  // ARGV: prefix, prune cutoff, then per record: td, member ("kind:serial"), issuedAt, JSON
+  recordIssuances: `
+for i = 3, #ARGV, 4 do
+  if not hasDomain(ARGV[i]) then return missing(ARGV[i]) end
+end
+local touched = {}
+for i = 3, #ARGV, 4 do
+  local td = ARGV[i]
+  if redis.call('ZADD', K(td, 'iss'), 'NX', ARGV[i + 2], ARGV[i + 1]) == 1 then
+    redis.call('HSET', K(td, 'issrec'), ARGV[i + 1], ARGV[i + 3])
+  end
+  touched[td] = true
+end
+local cutoff = '(' .. ARGV[2]
+for td in pairs(touched) do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', K(td, 'iss'), '-inf', cutoff)) do
+    redis.call('HDEL', K(td, 'issrec'), m)
+  end
+  redis.call('ZREMRANGEBYSCORE', K(td, 'iss'), '-inf', cutoff)
+end
+return 1
+`,
+} as const
+
+export type ScriptName = keyof typeof BODIES
+
+export const SCRIPTS: Record<ScriptName, string> = Object.fromEntries(
+  Object.entries(BODIES).map(([name, body]) => [name, PRELUDE + body]),
+) as Record<ScriptName, string>

@@ -1,0 +1,325 @@
+import { Redis } from 'ioredis'
+import { byNumberThenString, byString, entryMatches, issuancePruneCutoff } from './canonical.ts'
+import {
+  decodeEntry,
+  encodeEntry,
+  encodePatch,
+  pairsToObject,
+  parentIdIndex,
+  selectorIndex,
+  spiffeIdIndex,
+} from './redis-entry.ts'
+import { checkDomainName, RedisKeys } from './redis-keys.ts'
+import { SCRIPTS, type ScriptName } from './redis-scripts.ts'
+import {
+  type ApiTokenRecord,
+  type AuditQuery,
+  type AuditRecord,
+  type ConsumeJoinTokenResult,
+  type EntryFilter,
+  type EntryPatch,
+  type EntryRecord,
+  type IssuanceRecord,
+  type JoinTokenRecord,
+  type JwtKeyRecord,
+  type RootCaRecord,
+  type Store,
+  StoreConflictError,
+  StoreMissingTrustDomainError,
+  type TrustDomainRecord,
+  type TrustDomainSettings,
+} from './store.ts'
+
+export const REDIS_SCHEMA_VERSION = 1
+
+type ScriptFn = (...args: (string | number)[]) => Promise<unknown>
+
+function translate(err: unknown): unknown {
+  if (!(err instanceof Error)) return err
+  const m = /^SIGIL_([A-Z_]+) ?(.*)$/.exec(err.message)
+  if (!m) return err
+  const [, code, detail = ''] = m
+  if (code === 'CONFLICT')
+    return new StoreConflictError(`${detail.replaceAll('_', ' ')} already exists`, detail)
+  if (code === 'MISSING_TD') return new StoreMissingTrustDomainError(detail)
+  if (code === 'SCHEMA_NEWER') {
+    return new Error(
+      `redis schema version ${detail} is newer than this build supports (${REDIS_SCHEMA_VERSION})`,
+    )
+  }
+  return err
+}
+
+function parseAll<T>(texts: string[]): T[] {
+  return texts.map((text) => JSON.parse(text) as T)
+}
+
+function rootJson(root: RootCaRecord): string {
+  const { trustDomain, id, certPem, sealedKey, notBefore, notAfter, createdAt } = root
+  return JSON.stringify({ trustDomain, id, certPem, sealedKey, notBefore, notAfter, createdAt })
+}
+
+function sameDomain(expected: string, actual: string, what: string): void {
+  if (expected !== actual) throw new TypeError(`${what} belongs to ${actual}, not ${expected}`)
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const
+  readonly keys: RedisKeys
+  readonly #redis: Redis
+
+  /** `redis` is a URL (redis://host:port/db, rediss://...) or a connection this store takes over. */
+  constructor(redis: string | Redis, prefix = 'sigil:') {
+    this.#redis = typeof redis === 'string' ? new Redis(redis) : redis
+    this.keys = new RedisKeys(prefix)
+    for (const [name, lua] of Object.entries(SCRIPTS)) {
+      this.#redis.defineCommand(`sigil_${name}`, { numberOfKeys: 0, lua })
+    }
+  }
+
+  async #run(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
+    const fn = (this.#redis as unknown as Record<string, ScriptFn>)[`sigil_${name}`]!
+    try {
+      return await fn.call(this.#redis, this.keys.prefix, ...args)
+    } catch (err) {
+      throw translate(err)
+    }
+  }
+
+  async migrate(): Promise<void> {
+    await this.#run('migrate', REDIS_SCHEMA_VERSION)
+  }
+
+  async ping(): Promise<void> {
+    await this.#redis.ping()
+  }
+
+  async close(): Promise<void> {
+    if (this.#redis.status === 'end') return
+    try {
+      await this.#redis.quit()
+    } catch {
+      this.#redis.disconnect()
+    }
+  }
+
+  async createTrustDomain(td: TrustDomainRecord, root: RootCaRecord): Promise<void> {
+    sameDomain(td.name, root.trustDomain, 'root CA')
+    await this.#run(
+      'createTrustDomain',
+      checkDomainName(td.name),
+      td.createdAt,
+      JSON.stringify(td.settings),
+      root.id,
+      rootJson(root),
+    )
+  }
+
+  async getTrustDomain(name: string): Promise<TrustDomainRecord | undefined> {
+    const [createdAt, settings] = await this.#redis.hmget(
+      this.keys.domain(name, 'td'),
+      'createdAt',
+      'settings',
+    )
+    if (createdAt == null || settings == null) return undefined
+    return { name, createdAt: Number(createdAt), settings: JSON.parse(settings) }
+  }
+
+  async listTrustDomains(): Promise<TrustDomainRecord[]> {
+    const names = await this.#redis.smembers(this.keys.domains)
+    const found = await Promise.all(names.map((name) => this.getTrustDomain(name)))
+    return found.filter((td) => td !== undefined).sort(byString((td) => td.name))
+  }
+
+  async updateTrustDomainSettings(
+    name: string,
+    settings: TrustDomainSettings,
+  ): Promise<TrustDomainRecord | undefined> {
+    const text = JSON.stringify(settings)
+    const createdAt = await this.#run('updateTrustDomainSettings', checkDomainName(name), text)
+    if (createdAt == null) return undefined
+    return { name, createdAt: Number(createdAt), settings: JSON.parse(text) }
+  }
+
+  async deleteTrustDomain(name: string): Promise<boolean> {
+    return (await this.#run('deleteTrustDomain', checkDomainName(name))) === 1
+  }
+
+  async listRootCas(trustDomain: string): Promise<RootCaRecord[]> {
+    const roots = parseAll<RootCaRecord>(await this.#redis.hvals(this.keys.domain(trustDomain, 'roots')))
+    return roots.sort(
+      byNumberThenString(
+        (r) => r.createdAt,
+        (r) => r.id,
+      ),
+    )
+  }
+
+  async addRootCa(root: RootCaRecord): Promise<number> {
+    return Number(await this.#run('addRootCa', checkDomainName(root.trustDomain), root.id, rootJson(root)))
+  }
+
+  async publishJwtKey(key: JwtKeyRecord): Promise<number> {
+    const { trustDomain, kid, publicJwk, notAfter, createdAt } = key
+    const text = JSON.stringify({ trustDomain, kid, publicJwk, notAfter, createdAt })
+    return Number(await this.#run('publishJwtKey', checkDomainName(trustDomain), kid, text, notAfter))
+  }
+
+  async listJwtKeys(trustDomain: string): Promise<JwtKeyRecord[]> {
+    const keys = parseAll<JwtKeyRecord>(await this.#redis.hvals(this.keys.domain(trustDomain, 'jwt')))
+    return keys.sort(
+      byNumberThenString(
+        (k) => k.createdAt,
+        (k) => k.kid,
+      ),
+    )
+  }
+
+  async pruneJwtKeys(trustDomain: string, now: number): Promise<number | undefined> {
+    const seq = await this.#run('pruneJwtKeys', checkDomainName(trustDomain), now)
+    return seq == null ? undefined : Number(seq)
+  }
+
+  async getBundleSequence(trustDomain: string): Promise<number> {
+    const seq = await this.#redis.hget(this.keys.domain(trustDomain, 'td'), 'seq')
+    return seq == null ? 0 : Number(seq)
+  }
+
+  async createEntry(entry: EntryRecord): Promise<void> {
+    await this.#run('createEntry', checkDomainName(entry.trustDomain), entry.id, ...encodeEntry(entry))
+  }
+
+  async getEntry(trustDomain: string, id: string): Promise<EntryRecord | undefined> {
+    return decodeEntry(await this.#redis.hgetall(this.keys.domain(trustDomain, `e:${id}`)))
+  }
+
+  async listEntries(trustDomain: string, filter: EntryFilter = {}): Promise<EntryRecord[]> {
+    const k = (key: Parameters<RedisKeys['domain']>[1]) => this.keys.domain(trustDomain, key)
+    const sets: string[] = []
+    if (filter.spiffeId !== undefined) sets.push(k(spiffeIdIndex(filter.spiffeId)))
+    if (filter.parentId !== undefined) sets.push(k(parentIdIndex(filter.parentId)))
+    if (filter.selector !== undefined) sets.push(k(selectorIndex(filter.selector)))
+    const ids =
+      sets.length === 0 ? await this.#redis.smembers(k('entries')) : await this.#redis.sinter(...sets)
+    if (ids.length === 0) return []
+    const pipeline = this.#redis.pipeline()
+    for (const id of ids) pipeline.hgetall(k(`e:${id}`))
+    const replies = (await pipeline.exec()) ?? []
+    const entries: EntryRecord[] = []
+    for (const [err, hash] of replies) {
+      if (err) throw err
+      const entry = decodeEntry(hash as Record<string, string>)
+      // Index sets narrow the candidates; the exact test is here (an entry may change in between).
+      if (entry && entryMatches(entry, filter)) entries.push(entry)
+    }
+    return entries.sort(byString((e) => e.id))
+  }
+
+  async updateEntry(
+    trustDomain: string,
+    id: string,
+    patch: EntryPatch,
+    now: number,
+  ): Promise<EntryRecord | undefined> {
+    const hash = await this.#run('updateEntry', checkDomainName(trustDomain), id, now, ...encodePatch(patch))
+    return hash == null ? undefined : decodeEntry(pairsToObject(hash))
+  }
+
+  async deleteEntry(trustDomain: string, id: string): Promise<boolean> {
+    return (await this.#run('deleteEntry', checkDomainName(trustDomain), id)) === 1
+  }
+
+  async createJoinToken(token: JoinTokenRecord): Promise<void> {
+    const { trustDomain, tokenHash, spiffeId, expiresAt, createdAt } = token
+    const text = JSON.stringify({ trustDomain, tokenHash, spiffeId, expiresAt, createdAt })
+    await this.#run('createJoinToken', checkDomainName(trustDomain), tokenHash, text)
+  }
+
+  async consumeJoinToken(
+    trustDomain: string,
+    tokenHash: string,
+    now: number,
+  ): Promise<ConsumeJoinTokenResult> {
+    const text = await this.#run('consumeJoinToken', checkDomainName(trustDomain), tokenHash)
+    if (text == null) return { ok: false, reason: 'not_found' }
+    const token = JSON.parse(String(text)) as JoinTokenRecord
+    if (token.expiresAt <= now) return { ok: false, reason: 'expired' }
+    return { ok: true, token }
+  }
+
+  async listJoinTokens(trustDomain: string): Promise<JoinTokenRecord[]> {
+    const tokens = parseAll<JoinTokenRecord>(await this.#redis.hvals(this.keys.domain(trustDomain, 'jt')))
+    return tokens.sort(
+      byNumberThenString(
+        (t) => t.createdAt,
+        (t) => t.tokenHash,
+      ),
+    )
+  }
+
+  async deleteJoinToken(trustDomain: string, tokenHash: string): Promise<boolean> {
+    return (await this.#redis.hdel(this.keys.domain(trustDomain, 'jt'), tokenHash)) > 0
+  }
+
+  async createApiToken(token: ApiTokenRecord): Promise<void> {
+    const { id, tokenHash, name, grants, createdAt, expiresAt } = token
+    const text = JSON.stringify({ id, tokenHash, name, grants, createdAt, expiresAt })
+    await this.#run('createApiToken', id, tokenHash, text)
+  }
+
+  async findApiTokenByHash(tokenHash: string): Promise<ApiTokenRecord | undefined> {
+    const text = await this.#run('findApiToken', tokenHash)
+    return text == null ? undefined : (JSON.parse(String(text)) as ApiTokenRecord)
+  }
+
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    const tokens = parseAll<ApiTokenRecord>(await this.#redis.hvals(this.keys.apiTokens))
+    return tokens.sort(
+      byNumberThenString(
+        (t) => t.createdAt,
+        (t) => t.id,
+      ),
+    )
+  }
+
+  async deleteApiToken(id: string): Promise<boolean> {
+    return (await this.#run('deleteApiToken', id)) === 1
+  }
+
+  async appendAudit(record: Omit<AuditRecord, 'seq'>): Promise<number> {
+    const { trustDomain, at, actor, action, target, result, status, code, requestId } = record
+    const text = JSON.stringify({ trustDomain, at, actor, action, target, result, status, code, requestId })
+    return Number(await this.#run('appendAudit', checkDomainName(trustDomain), text))
+  }
+
+  async listAudit(trustDomain: string, query: AuditQuery): Promise<AuditRecord[]> {
+    const limit = Math.floor(query.limit)
+    if (!(limit > 0)) return []
+    const max = query.before === undefined ? '+inf' : `(${query.before}`
+    const key = this.keys.domain(trustDomain, 'audit')
+    return parseAll<AuditRecord>(await this.#redis.zrevrangebyscore(key, max, '-inf', 'LIMIT', 0, limit))
+  }
+
+  async recordIssuances(records: IssuanceRecord[]): Promise<void> {
+    if (records.length === 0) return
+    const args: (string | number)[] = [issuancePruneCutoff(records)]
+    for (const r of records) {
+      const { trustDomain, kind, serial, spiffeId, issuedAt, expiresAt } = r
+      const text = JSON.stringify({ trustDomain, kind, serial, spiffeId, issuedAt, expiresAt })
+      args.push(checkDomainName(trustDomain), `${kind}:${serial}`, issuedAt, text)
+    }
+    await this.#run('recordIssuances', ...args)
+  }
+
+  async countIssuances(trustDomain: string, since: number): Promise<number> {
+    return this.#redis.zcount(this.keys.domain(trustDomain, 'iss'), since, '+inf')
+  }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return (await this.#redis.hget(this.keys.meta, key)) ?? undefined
+  }
+
+  async setMetaIfAbsent(key: string, value: string): Promise<boolean> {
+    return (await this.#redis.hsetnx(this.keys.meta, key, value)) === 1
+  }
+}

@@ -1,0 +1,190 @@
+// Row shapes of the SQLite schema (sqlite-migrations.ts) and their mapping to store records.
+import type {
+  ApiTokenRecord,
+  AuditRecord,
+  EntryRecord,
+  JoinTokenRecord,
+  JwtKeyRecord,
+  RootCaRecord,
+  TrustDomainRecord,
+} from './store.ts'
+
+export interface TrustDomainRow {
+  name: string
+  created_at: number
+  settings: string
+  bundle_seq: number
+}
+
+export interface RootCaRow {
+  trust_domain: string
+  id: string
+  cert_pem: string
+  sealed_key: string
+  not_before: number
+  not_after: number
+  created_at: number
+}
+
+export interface JwtKeyRow {
+  trust_domain: string
+  kid: string
+  public_jwk: string
+  not_after: number
+  created_at: number
+}
+
+export interface EntryRow {
+  trust_domain: string
+  id: string
+  spiffe_id: string
+  parent_id: string
+  selectors: string
+  selector_key: string
+  x509_ttl: number
+  jwt_ttl: number
+  dns_names: string
+  admin: number
+  downstream: number
+  federates_with: string
+  expires_at: number
+  created_at: number
+  updated_at: number
+  revision: number
+}
+
+export interface JoinTokenRow {
+  trust_domain: string
+  token_hash: string
+  spiffe_id: string | null
+  expires_at: number
+  created_at: number
+}
+
+export interface ApiTokenRow {
+  id: string
+  token_hash: string
+  name: string
+  grants: string
+  created_at: number
+  expires_at: number
+}
+
+export interface AuditRow {
+  seq: number
+  trust_domain: string
+  at: number
+  actor: string
+  action: string
+  target: string
+  result: string
+  status: number
+  code: string | null
+  request_id: string
+}
+
+export function toTrustDomain(row: TrustDomainRow): TrustDomainRecord {
+  return { name: row.name, createdAt: row.created_at, settings: JSON.parse(row.settings) }
+}
+
+export function toRootCa(row: RootCaRow): RootCaRecord {
+  return {
+    trustDomain: row.trust_domain,
+    id: row.id,
+    certPem: row.cert_pem,
+    sealedKey: row.sealed_key,
+    notBefore: row.not_before,
+    notAfter: row.not_after,
+    createdAt: row.created_at,
+  }
+}
+
+export function toJwtKey(row: JwtKeyRow): JwtKeyRecord {
+  return {
+    trustDomain: row.trust_domain,
+    kid: row.kid,
+    publicJwk: JSON.parse(row.public_jwk),
+    notAfter: row.not_after,
+    createdAt: row.created_at,
+  }
+}
+
+export function toEntry(row: EntryRow): EntryRecord {
+  return {
+    trustDomain: row.trust_domain,
+    id: row.id,
+    spiffeId: row.spiffe_id,
+    parentId: row.parent_id,
+    selectors: JSON.parse(row.selectors),
+    x509Ttl: row.x509_ttl,
+    jwtTtl: row.jwt_ttl,
+    dnsNames: JSON.parse(row.dns_names),
+    admin: row.admin === 1,
+    downstream: row.downstream === 1,
+    federatesWith: JSON.parse(row.federates_with),
+    expiresAt: row.expires_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    revision: row.revision,
+  }
+}
+
+/** Named parameters for the entries table. */
+export function entryParams(entry: EntryRecord, selectorKey: string): EntryRow {
+  return {
+    trust_domain: entry.trustDomain,
+    id: entry.id,
+    spiffe_id: entry.spiffeId,
+    parent_id: entry.parentId,
+    selectors: JSON.stringify(entry.selectors.map((s) => ({ type: s.type, value: s.value }))),
+    selector_key: selectorKey,
+    x509_ttl: entry.x509Ttl,
+    jwt_ttl: entry.jwtTtl,
+    dns_names: JSON.stringify(entry.dnsNames),
+    admin: entry.admin ? 1 : 0,
+    downstream: entry.downstream ? 1 : 0,
+    federates_with: JSON.stringify(entry.federatesWith),
+    expires_at: entry.expiresAt,
+    created_at: entry.createdAt,
+    updated_at: entry.updatedAt,
+    revision: entry.revision,
+  }
+}
+
+export function toJoinToken(row: JoinTokenRow): JoinTokenRecord {
+  const token: JoinTokenRecord = {
+    trustDomain: row.trust_domain,
+    tokenHash: row.token_hash,
+    expiresAt: row.expires_at,
+    createdAt: row.created_at,
+  }
+  if (row.spiffe_id !== null) token.spiffeId = row.spiffe_id
+  return token
+}
+
+export function toApiToken(row: ApiTokenRow): ApiTokenRecord {
+  return {
+    id: row.id,
+    tokenHash: row.token_hash,
+    name: row.name,
+    grants: JSON.parse(row.grants),
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+  }
+}
+
+export function toAudit(row: AuditRow): AuditRecord {
+  const record: AuditRecord = {
+    seq: row.seq,
+    trustDomain: row.trust_domain,
+    at: row.at,
+    actor: row.actor,
+    action: row.action,
+    target: row.target,
+    result: row.result as AuditRecord['result'],
+    status: row.status,
+    requestId: row.request_id,
+  }
+  if (row.code !== null) record.code = row.code
+  return record
+}

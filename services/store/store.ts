@@ -1,0 +1,250 @@
+// The storage interface of the trust service. Two implementations (SQLite, Redis) satisfy it and share
+// one conformance suite (test/store/conformance.ts). Domain services receive a Store; routes never do.
+//
+// Invariants every implementation must keep:
+// - Every record except API tokens and server metadata belongs to exactly one trust domain, and every
+//   read takes the trust domain as a key: there is no query that crosses tenants by accident.
+// - Atomic operations (single-use join tokens, sequence numbers, uniqueness) are atomic in the store
+//   itself (a SQLite transaction, a Redis MULTI or Lua script), never read-then-write in the caller.
+// - A write is acknowledged only once it is durable against a crash of this process.
+// - Times are milliseconds since the Unix epoch; TTLs are seconds.
+
+export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072'
+
+export interface TrustDomainSettings {
+  /** Key type of the root CA (and of intermediates signed under it). */
+  keyType: KeyType
+  /** Lifetime of the root CA certificate, seconds. */
+  caTtl: number
+  x509DefaultTtl: number
+  x509MaxTtl: number
+  jwtDefaultTtl: number
+  jwtMaxTtl: number
+  /** Policy mode (used by the data plane). */
+  policyMode: 'baseline' | 'explicit'
+}
+
+export interface TrustDomainRecord {
+  name: string
+  createdAt: number
+  settings: TrustDomainSettings
+}
+
+/** A root CA of a trust domain. Its private key is sealed by the KeyManager; the store never sees it. */
+export interface RootCaRecord {
+  trustDomain: string
+  id: string
+  certPem: string
+  sealedKey: string
+  notBefore: number
+  notAfter: number
+  createdAt: number
+}
+
+/** The public half of a JWT signing key, published in the bundle. The private half lives in one process. */
+export interface JwtKeyRecord {
+  trustDomain: string
+  kid: string
+  publicJwk: Record<string, unknown>
+  notAfter: number
+  createdAt: number
+}
+
+export interface Selector {
+  type: string
+  value: string
+}
+
+export interface EntryRecord {
+  trustDomain: string
+  id: string
+  spiffeId: string
+  parentId: string
+  selectors: Selector[]
+  x509Ttl: number
+  jwtTtl: number
+  dnsNames: string[]
+  admin: boolean
+  downstream: boolean
+  federatesWith: string[]
+  /** ms since epoch; 0 = never */
+  expiresAt: number
+  createdAt: number
+  updatedAt: number
+  /** Incremented on every change of this entry; agents use it to detect changes. */
+  revision: number
+}
+
+export type EntryPatch = Partial<
+  Pick<
+    EntryRecord,
+    | 'spiffeId'
+    | 'parentId'
+    | 'selectors'
+    | 'x509Ttl'
+    | 'jwtTtl'
+    | 'dnsNames'
+    | 'admin'
+    | 'downstream'
+    | 'federatesWith'
+    | 'expiresAt'
+  >
+>
+
+export interface EntryFilter {
+  spiffeId?: string
+  parentId?: string
+  /** Entries that contain this selector. */
+  selector?: Selector
+}
+
+export interface JoinTokenRecord {
+  trustDomain: string
+  /** sha256 of the token, hex. The token itself is never stored. */
+  tokenHash: string
+  /** The agent SPIFFE ID the token grants, if fixed at creation. */
+  spiffeId?: string
+  expiresAt: number
+  createdAt: number
+}
+
+export type ConsumeJoinTokenResult =
+  | { ok: true; token: JoinTokenRecord }
+  | { ok: false; reason: 'not_found' | 'expired' }
+
+export type Role = 'admin' | 'viewer'
+
+export interface Grant {
+  /** A trust domain name, or '*' for every trust domain (and the right to create new ones). */
+  trustDomain: string
+  role: Role
+}
+
+export interface ApiTokenRecord {
+  id: string
+  /** sha256 of the token, hex. */
+  tokenHash: string
+  name: string
+  grants: Grant[]
+  createdAt: number
+  /** 0 = never */
+  expiresAt: number
+}
+
+export interface AuditRecord {
+  /** Assigned by the store, strictly increasing per store. */
+  seq: number
+  /** '' for installation-wide actions (creating API tokens, say). */
+  trustDomain: string
+  at: number
+  actor: string
+  action: string
+  target: string
+  result: 'ok' | 'error'
+  status: number
+  code?: string
+  requestId: string
+}
+
+export interface IssuanceRecord {
+  trustDomain: string
+  kind: 'x509' | 'jwt'
+  serial: string
+  spiffeId: string
+  issuedAt: number
+  expiresAt: number
+}
+
+export interface AuditQuery {
+  limit: number
+  /** Only records with seq < before. */
+  before?: number
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'redis'
+  /** Creates or upgrades the schema; idempotent and safe to run from several processes at once. */
+  migrate(): Promise<void>
+  /** Throws when the store cannot serve requests. */
+  ping(): Promise<void>
+  close(): Promise<void>
+
+  // Trust domains. Creation stores the domain and its first root CA atomically.
+  createTrustDomain(td: TrustDomainRecord, root: RootCaRecord): Promise<void>
+  getTrustDomain(name: string): Promise<TrustDomainRecord | undefined>
+  listTrustDomains(): Promise<TrustDomainRecord[]>
+  updateTrustDomainSettings(
+    name: string,
+    settings: TrustDomainSettings,
+  ): Promise<TrustDomainRecord | undefined>
+  /** Deletes the domain and everything that belongs to it. Returns false when it did not exist. */
+  deleteTrustDomain(name: string): Promise<boolean>
+
+  // Authority. Every change to what the bundle contains increments the domain's bundle sequence.
+  listRootCas(trustDomain: string): Promise<RootCaRecord[]>
+  addRootCa(root: RootCaRecord): Promise<number>
+  publishJwtKey(key: JwtKeyRecord): Promise<number>
+  listJwtKeys(trustDomain: string): Promise<JwtKeyRecord[]>
+  /** Removes keys with notAfter <= now; returns the new sequence when anything was removed. */
+  pruneJwtKeys(trustDomain: string, now: number): Promise<number | undefined>
+  getBundleSequence(trustDomain: string): Promise<number>
+
+  // Registration entries. Uniqueness: (trustDomain, spiffeId, parentId, sorted selectors).
+  createEntry(entry: EntryRecord): Promise<void>
+  getEntry(trustDomain: string, id: string): Promise<EntryRecord | undefined>
+  listEntries(trustDomain: string, filter?: EntryFilter): Promise<EntryRecord[]>
+  /** Applies the patch, increments revision and sets updatedAt; undefined when not found. */
+  updateEntry(
+    trustDomain: string,
+    id: string,
+    patch: EntryPatch,
+    now: number,
+  ): Promise<EntryRecord | undefined>
+  deleteEntry(trustDomain: string, id: string): Promise<boolean>
+
+  // Join tokens: single use. consume is atomic: of two concurrent calls, exactly one gets ok.
+  createJoinToken(token: JoinTokenRecord): Promise<void>
+  consumeJoinToken(trustDomain: string, tokenHash: string, now: number): Promise<ConsumeJoinTokenResult>
+  listJoinTokens(trustDomain: string): Promise<JoinTokenRecord[]>
+  deleteJoinToken(trustDomain: string, tokenHash: string): Promise<boolean>
+
+  // API (admin) tokens; installation-wide.
+  createApiToken(token: ApiTokenRecord): Promise<void>
+  findApiTokenByHash(tokenHash: string): Promise<ApiTokenRecord | undefined>
+  listApiTokens(): Promise<ApiTokenRecord[]>
+  deleteApiToken(id: string): Promise<boolean>
+
+  // Audit log: append-only.
+  appendAudit(record: Omit<AuditRecord, 'seq'>): Promise<number>
+  /** Newest first. */
+  listAudit(trustDomain: string, query: AuditQuery): Promise<AuditRecord[]>
+
+  // Issuance records (what was signed, for metrics and forensics; never the certificate's key).
+  recordIssuances(records: IssuanceRecord[]): Promise<void>
+  countIssuances(trustDomain: string, since: number): Promise<number>
+
+  // Installation metadata (the sealed service CA, say). setMetaIfAbsent is atomic.
+  getMeta(key: string): Promise<string | undefined>
+  setMetaIfAbsent(key: string, value: string): Promise<boolean>
+}
+
+/** Thrown by a store when a uniqueness constraint is violated. */
+export class StoreConflictError extends Error {
+  readonly code = 'STORE_CONFLICT'
+  constructor(
+    message: string,
+    readonly resource: string,
+  ) {
+    super(message)
+    this.name = 'StoreConflictError'
+  }
+}
+
+/** Thrown by a store when a record refers to a trust domain that does not exist. */
+export class StoreMissingTrustDomainError extends Error {
+  readonly code = 'STORE_MISSING_TRUST_DOMAIN'
+  constructor(readonly trustDomain: string) {
+    super(`trust domain ${trustDomain} does not exist`)
+    this.name = 'StoreMissingTrustDomainError'
+  }
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package provider
+
+import "os/exec"
+
+func setChildAttrs(*exec.Cmd) {}

@@ -1,0 +1,94 @@
+// Builds the app in-process on an in-memory SQLite store, with a bootstrap admin token, for inject() tests.
+
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import type { Services } from '../../services/api/types.ts'
+import { buildApp } from '../../services/app.ts'
+import { LocalKeyManager } from '../../services/authority/key-manager.ts'
+import { type Clock, systemClock } from '../../services/clock.ts'
+import { defaults } from '../../services/config.ts'
+import { createServices } from '../../services/context.ts'
+import { SqliteStore } from '../../services/store/sqlite.ts'
+import type { Store } from '../../services/store/store.ts'
+
+export interface TestApp {
+  app: FastifyInstance
+  services: Services
+  adminToken: string
+  store: Store
+  /** inject() with the admin token (or `token`) and a JSON body. */
+  call(
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT',
+    url: string,
+    body?: unknown,
+    token?: string | null,
+  ): Promise<{ statusCode: number; json: any; body: string; headers: Record<string, unknown> }>
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+export async function buildTestApp(
+  t: Teardown,
+  opts: {
+    store?: Store
+    clock?: Clock
+    rateLimit?: { max: number; windowSeconds: number }
+    signingWorkers?: number
+  } = {},
+): Promise<TestApp> {
+  const store = opts.store ?? new SqliteStore(':memory:')
+  await store.migrate()
+  const services = createServices({
+    config: {
+      intermediateTtl: defaults.intermediateTtl,
+      jwtKeyTtl: defaults.jwtKeyTtl,
+      signingWorkers: opts.signingWorkers ?? 0,
+      maxBatch: defaults.maxBatch,
+      trustDomainDefaults: { ...defaults.trustDomainDefaults },
+    },
+    store,
+    keys: new LocalKeyManager(randomBytes(32)),
+    clock: opts.clock ?? systemClock,
+  })
+  const app = await buildApp({
+    services,
+    rateLimit: opts.rateLimit ?? { max: 100_000, windowSeconds: 10 },
+    logger: process.env.SIGIL_TEST_LOG ? { level: 'info' } : false,
+    bodyLimit: defaults.bodyLimit,
+  })
+  const { token: adminToken } = await services.apiTokens.create(undefined, {
+    name: 'test-admin',
+    grants: [{ trustDomain: '*', role: 'admin' }],
+  })
+  t.teardown(async () => {
+    await app.close()
+    await services.authority.close()
+    await store.close()
+  })
+  return {
+    app,
+    services,
+    adminToken,
+    store,
+    async call(method, url, body, token) {
+      const headers: Record<string, string> = {}
+      const bearer = token === undefined ? adminToken : token
+      if (bearer !== null) headers.authorization = `Bearer ${bearer}`
+      const res = await app.inject({
+        method,
+        url,
+        headers,
+        ...(body === undefined ? {} : { payload: body as object }),
+      })
+      let json: unknown
+      try {
+        json = res.body ? JSON.parse(res.body) : undefined
+      } catch {
+        json = undefined
+      }
+      return { statusCode: res.statusCode, json, body: res.body, headers: res.headers }
+    },
+  }
+}
