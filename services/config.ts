@@ -2,6 +2,7 @@
 // every default declared here. Core code receives the typed ServerConfig and never reads process.env.
 
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import path from 'node:path'
 import { Ajv } from 'ajv'
 import YAML from 'yaml'
@@ -215,7 +216,7 @@ export function resolveConfig(sources: ConfigSources): ServerConfig {
     },
     bodyLimit: f.bodyLimit ?? defaults.bodyLimit,
     maxBatch: f.maxBatch ?? defaults.maxBatch,
-    signingWorkers: f.signingWorkers ?? 1,
+    signingWorkers: f.signingWorkers ?? Math.min(availableParallelism(), 8),
     logLevel,
     trustDomainDefaults,
   }
