@@ -175,7 +175,7 @@ t.test('JWT-SVIDs verify against the SPIFFE bundle; the bundle follows the SPIFF
   const fresh = (await call('GET', '/v1/trust-domains/example.org/bundle')).json
   t.ok(
     fresh.keys.some((k: { use: string }) => k.use === 'jwt-svid'),
-    'a new trust domain\'s bundle already holds a JWT key',
+    "a new trust domain's bundle already holds a JWT key",
   )
   t.equal(fresh.spiffe_sequence, 2, 'created at 1, incremented when the JWT key was published')
   const res = await call('POST', '/v1/trust-domains/example.org/svids/jwt', {
