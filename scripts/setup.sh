@@ -41,6 +41,11 @@ if command -v go >/dev/null; then
 else
   say "go not found: install Go 1.25+ (https://go.dev/doc/install) to build and test the Terraform provider"
 fi
+# moto's server stands in for the EC2 API in the aws_iid attestation tests.
+if ! command -v moto_server >/dev/null; then
+  say "installing moto (pip install 'moto[server]')"
+  python3 -m pip install --quiet 'moto[server]' || say "could not install moto: run python3 -m pip install 'moto[server]'"
+fi
 command -v terraform >/dev/null || say "terraform not found: the provider's acceptance tests need the terraform binary on PATH"
 
 scripts/setup-stamp.sh > .setup-stamp

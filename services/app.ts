@@ -7,6 +7,8 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController
 import fp from 'fastify-plugin'
 import auth from './api/auth.ts'
 import errorHandler from './api/error-handler.ts'
+import agentApiRoutes from './api/routes/agent-api.ts'
+import agentRoutes from './api/routes/agents.ts'
 import apiTokenRoutes from './api/routes/api-tokens.ts'
 import auditRoutes from './api/routes/audit.ts'
 import authorityRoutes from './api/routes/authority.ts'
@@ -68,6 +70,8 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(authorityRoutes)
   await fastify.register(auditRoutes)
   await fastify.register(apiTokenRoutes)
+  await fastify.register(agentRoutes)
+  await fastify.register(agentApiRoutes)
 }
 
 export const sigilApp = fp(app, { name: 'sigil-app' })
@@ -113,6 +117,10 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       minVersion: 'TLSv1.2',
       ciphers: TLS_CIPHERS,
       honorCipherOrder: true,
+      // Agents authenticate with their X509-SVID; everyone else with a bearer token, so a client
+      // certificate is requested but not required, and verified per route (api/agent-auth.ts).
+      requestCert: true,
+      rejectUnauthorized: false,
     }
   }
   const fastify = Fastify(serverOptions) as unknown as FastifyInstance

@@ -1,7 +1,9 @@
 // Wires the domain services together. Each service gets exactly what it needs (its store, a clock, the
 // authority), never the whole context.
 
+import { AgentService } from './agents/agent-service.ts'
 import type { Services } from './api/types.ts'
+import type { ServerNodeAttestor } from './attestation/node/node-attestor.ts'
 import { AuditLog } from './audit/audit-log.ts'
 import { ApiTokenService } from './auth/api-tokens.ts'
 import { Authority } from './authority/authority.ts'
@@ -25,6 +27,8 @@ export interface ServiceOptions {
   clock: Clock
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
   processMetrics?: boolean
+  /** Looks up a node attestor by name (the attestation registry). */
+  nodeAttestors?: (name: string) => ServerNodeAttestor | undefined
 }
 
 export function createServices(opts: ServiceOptions): Services {
@@ -39,13 +43,22 @@ export function createServices(opts: ServiceOptions): Services {
   }
   if (opts.log) authorityOptions.log = opts.log
   const authority = new Authority(authorityOptions)
+  const joinTokens = new JoinTokenService(store, clock)
   return {
     clock,
     store,
     authority,
     trustDomains: new TrustDomainService(store, authority, clock, config.trustDomainDefaults),
     entries: new EntryService(store, clock),
-    joinTokens: new JoinTokenService(store, clock),
+    joinTokens,
+    agents: new AgentService(
+      store,
+      authority,
+      opts.keys,
+      clock,
+      joinTokens,
+      opts.nodeAttestors ?? (() => undefined),
+    ),
     svids: new SvidService(authority, config.maxBatch),
     apiTokens: new ApiTokenService(store, clock),
     audit: new AuditLog(store),

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import pino, { type Logger } from 'pino'
 import type { Services } from './api/types.ts'
 import { buildApp } from './app.ts'
+import { createNodeAttestorRegistry } from './attestation/node/registry.ts'
 import { bootstrapAdminToken } from './auth/bootstrap.ts'
 import { LocalKeyManager, loadKek } from './authority/key-manager.ts'
 import { issueServerTls, loadServiceCa } from './authority/service-ca.ts'
@@ -47,6 +48,7 @@ export async function startServer(
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
   const store = await openStore(config.store, { dataDir: config.dataDir })
   const keys = new LocalKeyManager(loadKek(config.dataDir, config.kek))
+  const nodeAttestors = createNodeAttestorRegistry()
   const services = createServices({
     config,
     store,
@@ -54,6 +56,7 @@ export async function startServer(
     clock: systemClock,
     log: log.child({ component: 'authority' }),
     processMetrics: true,
+    nodeAttestors: (name) => nodeAttestors.get(name),
   })
 
   const bootstrap = await bootstrapAdminToken(store, services.apiTokens, config.dataDir)

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import { canSee, isInstallationAdmin, roleOn } from '../auth/api-tokens.ts'
 import { quote, SigilError } from '../errors.ts'
 import { TrustDomainService } from '../tenancy/trust-domains.ts'
+import { peerChain } from './agent-auth.ts'
 import { toSigilError } from './error-handler.ts'
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -25,6 +26,10 @@ async function authorize(request: FastifyRequest): Promise<void> {
   const requirement = request.routeOptions.config.auth
   if (!requirement) throw new Error(`route ${request.routeOptions.url} declares no auth requirement`)
   if (requirement.kind === 'none') return
+  if (requirement.kind === 'agent') {
+    request.agent = await request.server.sigil.agents.authenticate(peerChain(request))
+    return
+  }
   const principal = await request.server.sigil.apiTokens.authenticate(bearer(request))
   request.principal = principal
   if (requirement.kind === 'authenticated') return
@@ -55,16 +60,26 @@ async function audit(request: FastifyRequest, reply: FastifyReply): Promise<void
   const field = request.routeOptions.config.auditTrustDomainField
   const created =
     field && reply.statusCode < 400 ? (request.body as Record<string, unknown>)[field] : undefined
-  const td = trustDomainParam(request) ?? (typeof created === 'string' ? created : undefined)
+  const td =
+    trustDomainParam(request) ??
+    request.agent?.trustDomain ??
+    (typeof created === 'string' ? created : undefined)
   // Attempts on a trust domain the caller cannot see go to the installation log, so one tenant's
   // admins never see another tenant's token names.
   const installation = request.routeOptions.config.auditInInstallationLog === true
-  const auditDomain = td && principal && !installation && canSee(principal, td) ? td : ''
+  const visible = principal
+    ? canSee(principal, td ?? '')
+    : request.agent !== undefined || typeof created === 'string'
+  const auditDomain = td && visible && !installation ? td : ''
   const statusCode = reply.statusCode
   const record: Parameters<typeof request.server.sigil.audit.record>[0] = {
     trustDomain: auditDomain,
     at: request.server.sigil.clock.now(),
-    actor: principal ? `token:${principal.tokenId} (${principal.name})` : 'anonymous',
+    actor: principal
+      ? `token:${principal.tokenId} (${principal.name})`
+      : request.agent
+        ? `agent:${request.agent.spiffeId}`
+        : 'anonymous',
     action,
     target: request.url.split('?')[0]!.slice(0, 512),
     result: statusCode < 400 ? 'ok' : 'error',
@@ -78,6 +93,7 @@ async function audit(request: FastifyRequest, reply: FastifyReply): Promise<void
 
 async function authPlugin(fastify: FastifyInstance): Promise<void> {
   fastify.decorateRequest('principal', undefined)
+  fastify.decorateRequest('agent', undefined)
   fastify.addHook('onRequest', async (request) => {
     if (!request.routeOptions.url) return // 404: the not-found handler answers
     await authorize(request)

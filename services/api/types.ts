@@ -1,3 +1,4 @@
+import type { AgentPrincipal, AgentService } from '../agents/agent-service.ts'
 import type { AuditLog } from '../audit/audit-log.ts'
 import type { ApiTokenService, Principal } from '../auth/api-tokens.ts'
 import type { Authority } from '../authority/authority.ts'
@@ -20,6 +21,7 @@ export interface Services {
   svids: SvidService
   apiTokens: ApiTokenService
   audit: AuditLog
+  agents: AgentService
   metrics: Metrics
   /** Whether the store and the CA answered at start-up and since. */
   ready(): Promise<boolean>
@@ -33,6 +35,8 @@ export type AuthRequirement =
   | { kind: 'authenticated' }
   /** An admin grant on '*'. */
   | { kind: 'installation-admin' }
+  /** An attested agent, by its X509-SVID as the TLS client certificate. */
+  | { kind: 'agent' }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -40,6 +44,7 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     principal?: Principal
+    agent?: AgentPrincipal
   }
   interface FastifyContextConfig {
     auth?: AuthRequirement

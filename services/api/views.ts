@@ -2,6 +2,7 @@
 
 import { formatSelector } from '../registry/selectors.ts'
 import type {
+  AgentRecord,
   ApiTokenRecord,
   AuditRecord,
   EntryRecord,
@@ -66,5 +67,20 @@ export function auditView(a: AuditRecord) {
     status: a.status,
     code: a.code ?? null,
     requestId: a.requestId,
+  }
+}
+
+export function agentView(a: AgentRecord) {
+  return {
+    spiffeId: a.spiffeId,
+    trustDomain: a.trustDomain,
+    attestor: a.attestor,
+    selectors: a.selectors.map(formatSelector),
+    serial: a.serial,
+    svidExpiresAt: iso(a.svidExpiresAt),
+    attestedAt: iso(a.attestedAt),
+    lastSeenAt: iso(a.lastSeenAt),
+    canReattest: a.canReattest,
+    banned: a.banned,
   }
 }

@@ -6,6 +6,7 @@
 //   <p>apitok                  hash    API token id -> JSON
 //   <p>apitokhash              hash    token hash -> API token id
 //   <p>meta                    hash    installation metadata
+//   <p>events                  channel ChangeEvent JSON, published by the script that made the change
 //   <p>{td}:td                 hash    createdAt, settings (JSON), seq (bundle sequence)
 //   <p>{td}:roots              hash    root CA id -> JSON
 //   <p>{td}:jwt                hash    kid -> JSON
@@ -17,6 +18,9 @@
 //   <p>{td}:ix:{i,p,s}:<sha1>  set     entry ids by spiffeId / parentId / selector
 //   <p>{td}:audit              zset    audit JSON by seq
 //   <p>{td}:iss, {td}:issrec   zset, hash  issuance "kind:serial" by issuedAt, and its JSON
+//   <p>{td}:agents             set     agent SPIFFE IDs
+//   <p>{td}:ag:<spiffe id>     hash    agent fields, each a JSON text (redis-agent.ts)
+//   <p>{td}:claims             zset    claimed keys by expiresAt
 //
 // The braces delimit the trust domain name (and make every per-domain key share a cluster hash slot),
 // so a name may not contain braces; SPIFFE trust domain names cannot anyway.
@@ -33,6 +37,9 @@ export type DomainKey =
   | 'audit'
   | 'iss'
   | 'issrec'
+  | 'agents'
+  | 'claims'
+  | `ag:${string}`
   | `e:${string}`
   | `ix:${'i' | 'p' | 's'}:${string}`
 
@@ -65,6 +72,10 @@ export class RedisKeys {
   }
   get meta(): string {
     return `${this.prefix}meta`
+  }
+  /** A pub/sub channel, not a key. */
+  get events(): string {
+    return `${this.prefix}events`
   }
 
   domain(td: string, key: DomainKey): string {

@@ -2,6 +2,8 @@
 // the AOF as one MULTI/EXEC, so a crash never leaves half of one. Scripts check everything before their
 // first write, because Redis does not roll back the writes of a script that fails halfway.
 // Key names are built here from the prefix (ARGV[1]) exactly as in redis-keys.ts.
+// A script that changes what watchers hear about publishes its ChangeEvent last, after its writes: the
+// event and the write are one atomic step, and events reach subscribers in the order of the writes.
 
 const PRELUDE = `
 local P = ARGV[1]
@@ -9,6 +11,9 @@ local function K(td, suffix) return P .. '{' .. td .. '}:' .. suffix end
 local function conflict(resource) return redis.error_reply('SIGIL_CONFLICT ' .. resource) end
 local function missing(td) return redis.error_reply('SIGIL_MISSING_TD ' .. td) end
 local function hasDomain(td) return redis.call('EXISTS', K(td, 'td')) == 1 end
+local function publish(td, kind, id)
+  redis.call('PUBLISH', P .. 'events', cjson.encode({ trustDomain = td, kind = kind, id = id }))
+end
 local SEP = string.char(10)
 local function identity(spiffe, parent, selCanon)
   return redis.sha1hex(spiffe .. SEP .. parent .. SEP .. selCanon)
@@ -37,6 +42,7 @@ if hasDomain(td) then return conflict('trust_domain') end
 redis.call('HSET', K(td, 'td'), 'createdAt', ARGV[3], 'settings', ARGV[4], 'seq', 1)
 redis.call('HSET', K(td, 'roots'), ARGV[5], ARGV[6])
 redis.call('SADD', P .. 'tds', td)
+publish(td, 'trust-domain')
 return 1
 `,
 
@@ -45,6 +51,7 @@ return 1
 local td = ARGV[2]
 if not hasDomain(td) then return false end
 redis.call('HSET', K(td, 'td'), 'settings', ARGV[3])
+publish(td, 'trust-domain')
 return redis.call('HGET', K(td, 'td'), 'createdAt')
 `,
 
@@ -60,10 +67,14 @@ for _, id in ipairs(redis.call('SMEMBERS', K(td, 'entries'))) do
   end
   redis.call('DEL', ek)
 end
-for _, s in ipairs({ 'td', 'roots', 'jwt', 'jwtexp', 'jt', 'entries', 'uniq', 'audit', 'iss', 'issrec' }) do
+for _, id in ipairs(redis.call('SMEMBERS', K(td, 'agents'))) do redis.call('DEL', K(td, 'ag:' .. id)) end
+for _, s in ipairs({
+  'td', 'roots', 'jwt', 'jwtexp', 'jt', 'entries', 'uniq', 'audit', 'iss', 'issrec', 'agents', 'claims',
+}) do
   redis.call('DEL', K(td, s))
 end
 redis.call('SREM', P .. 'tds', td)
+publish(td, 'trust-domain')
 return 1
 `,
 
@@ -72,7 +83,9 @@ return 1
 local td = ARGV[2]
 if not hasDomain(td) then return missing(td) end
 if redis.call('HSETNX', K(td, 'roots'), ARGV[3], ARGV[4]) == 0 then return conflict('root_ca') end
-return redis.call('HINCRBY', K(td, 'td'), 'seq', 1)
+local seq = redis.call('HINCRBY', K(td, 'td'), 'seq', 1)
+publish(td, 'bundle')
+return seq
 `,
 
   // ARGV: prefix, td, kid, JSON, notAfter. Returns the new bundle sequence.
@@ -81,7 +94,9 @@ local td = ARGV[2]
 if not hasDomain(td) then return missing(td) end
 if redis.call('HSETNX', K(td, 'jwt'), ARGV[3], ARGV[4]) == 0 then return conflict('jwt_key') end
 redis.call('ZADD', K(td, 'jwtexp'), ARGV[5], ARGV[3])
-return redis.call('HINCRBY', K(td, 'td'), 'seq', 1)
+local seq = redis.call('HINCRBY', K(td, 'td'), 'seq', 1)
+publish(td, 'bundle')
+return seq
 `,
 
   // ARGV: prefix, td, now. Returns the new bundle sequence, or nil when nothing expired.
@@ -94,7 +109,9 @@ for _, kid in ipairs(kids) do
   redis.call('HDEL', K(td, 'jwt'), kid)
   redis.call('ZREM', K(td, 'jwtexp'), kid)
 end
-return redis.call('HINCRBY', K(td, 'td'), 'seq', 1)
+local seq = redis.call('HINCRBY', K(td, 'td'), 'seq', 1)
+publish(td, 'bundle')
+return seq
 `,
 
   // ARGV: prefix, td, id, field, text, field, text, ... (redis-entry.ts encodeEntry)
@@ -111,6 +128,7 @@ redis.call('HSET', ek, unpack(ARGV, 4))
 redis.call('SADD', K(td, 'entries'), id)
 redis.call('HSET', K(td, 'uniq'), u, id)
 for _, k in ipairs(indexKeys(td, f.spiffeId, f.parentId, f.selIdx)) do redis.call('SADD', k, id) end
+publish(td, 'entry', id)
 return 1
 `,
 
@@ -139,6 +157,7 @@ if #ARGV >= 5 then redis.call('HSET', ek, unpack(ARGV, 5)) end
 redis.call('HSET', ek, 'updatedAt', ARGV[4])
 redis.call('HINCRBY', ek, 'revision', 1)
 for _, k in ipairs(indexKeys(td, n.spiffeId, n.parentId, n.selIdx)) do redis.call('SADD', k, id) end
+publish(td, 'entry', id)
 return redis.call('HGETALL', ek)
 `,
 
@@ -153,6 +172,7 @@ local u = identity(f[1], f[2], f[3])
 if redis.call('HGET', K(td, 'uniq'), u) == id then redis.call('HDEL', K(td, 'uniq'), u) end
 redis.call('DEL', ek)
 redis.call('SREM', K(td, 'entries'), id)
+publish(td, 'entry', id)
 return 1
 `,
 
@@ -228,6 +248,72 @@ for td in pairs(touched) do
   redis.call('ZREMRANGEBYSCORE', K(td, 'iss'), '-inf', cutoff)
 end
 return 1
+`,
+
+  // ARGV: prefix, td, spiffe id, field, text, ... (redis-agent.ts encodeAgent). Returns the outcome.
+  attestAgent: `
+local td, id = ARGV[2], ARGV[3]
+if not hasDomain(td) then return missing(td) end
+local ak = K(td, 'ag:' .. id)
+local outcome = 'created'
+if redis.call('EXISTS', ak) == 1 then
+  local f = redis.call('HMGET', ak, 'banned', 'canReattest')
+  if f[1] == 'true' then return 'banned' end
+  if f[2] ~= 'true' then return 'exists' end
+  outcome = 'reattested'
+  redis.call('DEL', ak)
+end
+redis.call('HSET', ak, unpack(ARGV, 4))
+redis.call('SADD', K(td, 'agents'), id)
+publish(td, 'agent', id)
+return outcome
+`,
+
+  // ARGV: prefix, td, spiffe id, previous serial, serial, svidExpiresAt, lastSeenAt (JSON texts)
+  renewAgentSvid: `
+local td, id = ARGV[2], ARGV[3]
+local ak = K(td, 'ag:' .. id)
+local f = redis.call('HMGET', ak, 'serial', 'banned')
+if f[1] ~= ARGV[4] or f[2] ~= 'false' then return 0 end
+redis.call('HSET', ak, 'serial', ARGV[5], 'svidExpiresAt', ARGV[6], 'lastSeenAt', ARGV[7])
+publish(td, 'agent', id)
+return 1
+`,
+
+  // ARGV: prefix, td, spiffe id, lastSeenAt (JSON text)
+  touchAgent: `
+local ak = K(ARGV[2], 'ag:' .. ARGV[3])
+if redis.call('EXISTS', ak) == 0 then return 0 end
+redis.call('HSET', ak, 'lastSeenAt', ARGV[4])
+return 1
+`,
+
+  // ARGV: prefix, td, spiffe id
+  banAgent: `
+local td, id = ARGV[2], ARGV[3]
+local ak = K(td, 'ag:' .. id)
+if redis.call('EXISTS', ak) == 0 then return 0 end
+redis.call('HSET', ak, 'banned', 'true')
+publish(td, 'agent', id)
+return 1
+`,
+
+  // ARGV: prefix, td, spiffe id
+  evictAgent: `
+local td, id = ARGV[2], ARGV[3]
+if redis.call('DEL', K(td, 'ag:' .. id)) == 0 then return 0 end
+redis.call('SREM', K(td, 'agents'), id)
+publish(td, 'agent', id)
+return 1
+`,
+
+  // ARGV: prefix, td, key, expiresAt, now. A claim with expiresAt <= now is expired and pruned first,
+  // so its key can be claimed again.
+  claimOnce: `
+local td = ARGV[2]
+if not hasDomain(td) then return missing(td) end
+redis.call('ZREMRANGEBYSCORE', K(td, 'claims'), '-inf', ARGV[5])
+return redis.call('ZADD', K(td, 'claims'), 'NX', ARGV[4], ARGV[3])
 `,
 } as const
 

@@ -1,5 +1,7 @@
 import { Redis } from 'ioredis'
 import { byNumberThenString, byString, entryMatches, issuancePruneCutoff } from './canonical.ts'
+import { ChangeListeners, parseChangeEvent } from './events.ts'
+import { decodeAgent, encodeAgent } from './redis-agent.ts'
 import {
   decodeEntry,
   encodeEntry,
@@ -12,9 +14,12 @@ import {
 import { checkDomainName, RedisKeys } from './redis-keys.ts'
 import { SCRIPTS, type ScriptName } from './redis-scripts.ts'
 import {
+  type AgentAttestOutcome,
+  type AgentRecord,
   type ApiTokenRecord,
   type AuditQuery,
   type AuditRecord,
+  type ChangeEvent,
   type ConsumeJoinTokenResult,
   type EntryFilter,
   type EntryPatch,
@@ -30,7 +35,8 @@ import {
   type TrustDomainSettings,
 } from './store.ts'
 
-export const REDIS_SCHEMA_VERSION = 1
+// 2: agents and claims (an older build would leave them behind when it deletes a trust domain).
+export const REDIS_SCHEMA_VERSION = 2
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>
 
@@ -63,10 +69,36 @@ function sameDomain(expected: string, actual: string, what: string): void {
   if (expected !== actual) throw new TypeError(`${what} belongs to ${actual}, not ${expected}`)
 }
 
+const OUTCOMES: ReadonlySet<string> = new Set<AgentAttestOutcome>([
+  'created',
+  'reattested',
+  'banned',
+  'exists',
+])
+
+async function quit(redis: Redis): Promise<void> {
+  if (redis.status === 'end') return
+  try {
+    await redis.quit()
+  } catch {
+    redis.disconnect()
+  }
+}
+
+/**
+ * Change events travel by Redis pub/sub, at most once: a watcher hears every change made by any process
+ * sharing the Redis (this one included, by the same path) while its subscriber connection is up, and
+ * nothing of what happens while that connection reconnects.
+ */
 export class RedisStore implements Store {
   readonly kind = 'redis' as const
   readonly keys: RedisKeys
   readonly #redis: Redis
+  readonly #changes = new ChangeListeners()
+  #subscriber: Redis | undefined
+  // Set while the first SUBSCRIBE is under way; every command waits for it (see watch).
+  #subscribing: Promise<void> | undefined
+  #closed = false
 
   /** `redis` is a URL (redis://host:port/db, rediss://...) or a connection this store takes over. */
   constructor(redis: string | Redis, prefix = 'sigil:') {
@@ -77,10 +109,17 @@ export class RedisStore implements Store {
     }
   }
 
+  /** The connection for commands, once a pending subscription is in place. */
+  async #conn(): Promise<Redis> {
+    if (this.#subscribing) await this.#subscribing
+    return this.#redis
+  }
+
   async #run(name: ScriptName, ...args: (string | number)[]): Promise<unknown> {
-    const fn = (this.#redis as unknown as Record<string, ScriptFn>)[`sigil_${name}`]!
+    const redis = await this.#conn()
+    const fn = (redis as unknown as Record<string, ScriptFn>)[`sigil_${name}`]!
     try {
-      return await fn.call(this.#redis, this.keys.prefix, ...args)
+      return await fn.call(redis, this.keys.prefix, ...args)
     } catch (err) {
       throw translate(err)
     }
@@ -91,16 +130,55 @@ export class RedisStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await this.#redis.ping()
+    const redis = await this.#conn()
+    await redis.ping()
   }
 
   async close(): Promise<void> {
-    if (this.#redis.status === 'end') return
-    try {
-      await this.#redis.quit()
-    } catch {
-      this.#redis.disconnect()
-    }
+    this.#closed = true
+    this.#changes.clear()
+    const subscriber = this.#subscriber
+    this.#subscriber = undefined
+    await Promise.all([quit(this.#redis), subscriber && quit(subscriber)])
+  }
+
+  /**
+   * Until the first watch() has its subscription, every command of this store waits for it: a write (or a
+   * snapshot read) started after watch() returned is ordered after the subscription, so none of the
+   * changes that follow it is missed.
+   */
+  watch(listener: (event: ChangeEvent) => void): () => void {
+    const unsubscribe = this.#changes.add(listener)
+    if (!this.#subscriber && !this.#closed) this.#subscribe()
+    return unsubscribe
+  }
+
+  #subscribe(): void {
+    const channel = this.keys.events
+    const subscriber = this.#redis.duplicate()
+    this.#subscriber = subscriber
+    subscriber.on('message', (from: string, text: string) => {
+      const event = from === channel ? parseChangeEvent(text) : undefined
+      if (event) this.#changes.emit(event)
+    })
+    let subscribed = false
+    const subscribe = () =>
+      subscriber.subscribe(channel).then(
+        () => {
+          subscribed = true
+        },
+        () => {},
+      )
+    // ioredis restores a subscription after a reconnect, but not one whose SUBSCRIBE failed (Redis was
+    // unreachable for longer than the retry limit): that one is sent again once the connection is back.
+    subscriber.on('ready', () => {
+      if (!subscribed) void subscribe()
+    })
+    const pending = subscribe()
+    this.#subscribing = pending
+    void pending.then(() => {
+      if (this.#subscribing === pending) this.#subscribing = undefined
+    })
   }
 
   async createTrustDomain(td: TrustDomainRecord, root: RootCaRecord): Promise<void> {
@@ -116,17 +194,15 @@ export class RedisStore implements Store {
   }
 
   async getTrustDomain(name: string): Promise<TrustDomainRecord | undefined> {
-    const [createdAt, settings] = await this.#redis.hmget(
-      this.keys.domain(name, 'td'),
-      'createdAt',
-      'settings',
-    )
+    const redis = await this.#conn()
+    const [createdAt, settings] = await redis.hmget(this.keys.domain(name, 'td'), 'createdAt', 'settings')
     if (createdAt == null || settings == null) return undefined
     return { name, createdAt: Number(createdAt), settings: JSON.parse(settings) }
   }
 
   async listTrustDomains(): Promise<TrustDomainRecord[]> {
-    const names = await this.#redis.smembers(this.keys.domains)
+    const redis = await this.#conn()
+    const names = await redis.smembers(this.keys.domains)
     const found = await Promise.all(names.map((name) => this.getTrustDomain(name)))
     return found.filter((td) => td !== undefined).sort(byString((td) => td.name))
   }
@@ -146,7 +222,8 @@ export class RedisStore implements Store {
   }
 
   async listRootCas(trustDomain: string): Promise<RootCaRecord[]> {
-    const roots = parseAll<RootCaRecord>(await this.#redis.hvals(this.keys.domain(trustDomain, 'roots')))
+    const redis = await this.#conn()
+    const roots = parseAll<RootCaRecord>(await redis.hvals(this.keys.domain(trustDomain, 'roots')))
     return roots.sort(
       byNumberThenString(
         (r) => r.createdAt,
@@ -166,7 +243,8 @@ export class RedisStore implements Store {
   }
 
   async listJwtKeys(trustDomain: string): Promise<JwtKeyRecord[]> {
-    const keys = parseAll<JwtKeyRecord>(await this.#redis.hvals(this.keys.domain(trustDomain, 'jwt')))
+    const redis = await this.#conn()
+    const keys = parseAll<JwtKeyRecord>(await redis.hvals(this.keys.domain(trustDomain, 'jwt')))
     return keys.sort(
       byNumberThenString(
         (k) => k.createdAt,
@@ -181,7 +259,8 @@ export class RedisStore implements Store {
   }
 
   async getBundleSequence(trustDomain: string): Promise<number> {
-    const seq = await this.#redis.hget(this.keys.domain(trustDomain, 'td'), 'seq')
+    const redis = await this.#conn()
+    const seq = await redis.hget(this.keys.domain(trustDomain, 'td'), 'seq')
     return seq == null ? 0 : Number(seq)
   }
 
@@ -190,7 +269,8 @@ export class RedisStore implements Store {
   }
 
   async getEntry(trustDomain: string, id: string): Promise<EntryRecord | undefined> {
-    return decodeEntry(await this.#redis.hgetall(this.keys.domain(trustDomain, `e:${id}`)))
+    const redis = await this.#conn()
+    return decodeEntry(await redis.hgetall(this.keys.domain(trustDomain, `e:${id}`)))
   }
 
   async listEntries(trustDomain: string, filter: EntryFilter = {}): Promise<EntryRecord[]> {
@@ -199,10 +279,10 @@ export class RedisStore implements Store {
     if (filter.spiffeId !== undefined) sets.push(k(spiffeIdIndex(filter.spiffeId)))
     if (filter.parentId !== undefined) sets.push(k(parentIdIndex(filter.parentId)))
     if (filter.selector !== undefined) sets.push(k(selectorIndex(filter.selector)))
-    const ids =
-      sets.length === 0 ? await this.#redis.smembers(k('entries')) : await this.#redis.sinter(...sets)
+    const redis = await this.#conn()
+    const ids = sets.length === 0 ? await redis.smembers(k('entries')) : await redis.sinter(...sets)
     if (ids.length === 0) return []
-    const pipeline = this.#redis.pipeline()
+    const pipeline = redis.pipeline()
     for (const id of ids) pipeline.hgetall(k(`e:${id}`))
     const replies = (await pipeline.exec()) ?? []
     const entries: EntryRecord[] = []
@@ -248,7 +328,8 @@ export class RedisStore implements Store {
   }
 
   async listJoinTokens(trustDomain: string): Promise<JoinTokenRecord[]> {
-    const tokens = parseAll<JoinTokenRecord>(await this.#redis.hvals(this.keys.domain(trustDomain, 'jt')))
+    const redis = await this.#conn()
+    const tokens = parseAll<JoinTokenRecord>(await redis.hvals(this.keys.domain(trustDomain, 'jt')))
     return tokens.sort(
       byNumberThenString(
         (t) => t.createdAt,
@@ -258,7 +339,8 @@ export class RedisStore implements Store {
   }
 
   async deleteJoinToken(trustDomain: string, tokenHash: string): Promise<boolean> {
-    return (await this.#redis.hdel(this.keys.domain(trustDomain, 'jt'), tokenHash)) > 0
+    const redis = await this.#conn()
+    return (await redis.hdel(this.keys.domain(trustDomain, 'jt'), tokenHash)) > 0
   }
 
   async createApiToken(token: ApiTokenRecord): Promise<void> {
@@ -273,7 +355,8 @@ export class RedisStore implements Store {
   }
 
   async listApiTokens(): Promise<ApiTokenRecord[]> {
-    const tokens = parseAll<ApiTokenRecord>(await this.#redis.hvals(this.keys.apiTokens))
+    const redis = await this.#conn()
+    const tokens = parseAll<ApiTokenRecord>(await redis.hvals(this.keys.apiTokens))
     return tokens.sort(
       byNumberThenString(
         (t) => t.createdAt,
@@ -297,7 +380,8 @@ export class RedisStore implements Store {
     if (!(limit > 0)) return []
     const max = query.before === undefined ? '+inf' : `(${query.before}`
     const key = this.keys.domain(trustDomain, 'audit')
-    return parseAll<AuditRecord>(await this.#redis.zrevrangebyscore(key, max, '-inf', 'LIMIT', 0, limit))
+    const redis = await this.#conn()
+    return parseAll<AuditRecord>(await redis.zrevrangebyscore(key, max, '-inf', 'LIMIT', 0, limit))
   }
 
   async recordIssuances(records: IssuanceRecord[]): Promise<void> {
@@ -312,14 +396,84 @@ export class RedisStore implements Store {
   }
 
   async countIssuances(trustDomain: string, since: number): Promise<number> {
-    return this.#redis.zcount(this.keys.domain(trustDomain, 'iss'), since, '+inf')
+    return (await this.#conn()).zcount(this.keys.domain(trustDomain, 'iss'), since, '+inf')
+  }
+
+  async attestAgent(agent: AgentRecord): Promise<AgentAttestOutcome> {
+    const outcome = String(
+      await this.#run(
+        'attestAgent',
+        checkDomainName(agent.trustDomain),
+        agent.spiffeId,
+        ...encodeAgent(agent),
+      ),
+    )
+    if (!OUTCOMES.has(outcome)) throw new Error(`unexpected attestAgent outcome ${outcome}`)
+    return outcome as AgentAttestOutcome
+  }
+
+  async getAgent(trustDomain: string, spiffeId: string): Promise<AgentRecord | undefined> {
+    const redis = await this.#conn()
+    return decodeAgent(await redis.hgetall(this.keys.domain(trustDomain, `ag:${spiffeId}`)))
+  }
+
+  async listAgents(trustDomain: string): Promise<AgentRecord[]> {
+    const redis = await this.#conn()
+    const ids = await redis.smembers(this.keys.domain(trustDomain, 'agents'))
+    if (ids.length === 0) return []
+    const pipeline = redis.pipeline()
+    for (const id of ids) pipeline.hgetall(this.keys.domain(trustDomain, `ag:${id}`))
+    const agents: AgentRecord[] = []
+    for (const [err, hash] of (await pipeline.exec()) ?? []) {
+      if (err) throw err
+      // An agent evicted between the two reads is simply not listed.
+      const agent = decodeAgent(hash as Record<string, string>)
+      if (agent) agents.push(agent)
+    }
+    return agents.sort(byString((a) => a.spiffeId))
+  }
+
+  async renewAgentSvid(
+    trustDomain: string,
+    spiffeId: string,
+    previousSerial: string,
+    next: { serial: string; svidExpiresAt: number; lastSeenAt: number },
+  ): Promise<boolean> {
+    const renewed = await this.#run(
+      'renewAgentSvid',
+      checkDomainName(trustDomain),
+      spiffeId,
+      JSON.stringify(previousSerial),
+      JSON.stringify(next.serial),
+      JSON.stringify(next.svidExpiresAt),
+      JSON.stringify(next.lastSeenAt),
+    )
+    return renewed === 1
+  }
+
+  async touchAgent(trustDomain: string, spiffeId: string, lastSeenAt: number): Promise<void> {
+    await this.#run('touchAgent', checkDomainName(trustDomain), spiffeId, JSON.stringify(lastSeenAt))
+  }
+
+  async banAgent(trustDomain: string, spiffeId: string): Promise<boolean> {
+    return (await this.#run('banAgent', checkDomainName(trustDomain), spiffeId)) === 1
+  }
+
+  async evictAgent(trustDomain: string, spiffeId: string): Promise<boolean> {
+    return (await this.#run('evictAgent', checkDomainName(trustDomain), spiffeId)) === 1
+  }
+
+  async claimOnce(trustDomain: string, key: string, expiresAt: number, now: number): Promise<boolean> {
+    return (await this.#run('claimOnce', checkDomainName(trustDomain), key, expiresAt, now)) === 1
   }
 
   async getMeta(key: string): Promise<string | undefined> {
-    return (await this.#redis.hget(this.keys.meta, key)) ?? undefined
+    const redis = await this.#conn()
+    return (await redis.hget(this.keys.meta, key)) ?? undefined
   }
 
   async setMetaIfAbsent(key: string, value: string): Promise<boolean> {
-    return (await this.#redis.hsetnx(this.keys.meta, key, value)) === 1
+    const redis = await this.#conn()
+    return (await redis.hsetnx(this.keys.meta, key, value)) === 1
   }
 }

@@ -124,6 +124,34 @@ export const migrations: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'agents and claims',
+    up: `
+      CREATE TABLE agents (
+        trust_domain TEXT NOT NULL REFERENCES trust_domains (name) ON DELETE CASCADE,
+        spiffe_id TEXT NOT NULL,
+        attestor TEXT NOT NULL,
+        selectors TEXT NOT NULL,
+        serial TEXT NOT NULL,
+        svid_expires_at INTEGER NOT NULL,
+        attested_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        can_reattest INTEGER NOT NULL,
+        banned INTEGER NOT NULL,
+        PRIMARY KEY (trust_domain, spiffe_id)
+      ) STRICT;
+
+      -- Single-use keys; a row whose expires_at <= now is expired and may be claimed again.
+      CREATE TABLE claims (
+        trust_domain TEXT NOT NULL REFERENCES trust_domains (name) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (trust_domain, key)
+      ) STRICT;
+      CREATE INDEX claims_expiry ON claims (trust_domain, expires_at);
+    `,
+  },
 ]
 
 /**

@@ -1,5 +1,6 @@
 // Row shapes of the SQLite schema (sqlite-migrations.ts) and their mapping to store records.
 import type {
+  AgentRecord,
   ApiTokenRecord,
   AuditRecord,
   EntryRecord,
@@ -81,6 +82,19 @@ export interface AuditRow {
   status: number
   code: string | null
   request_id: string
+}
+
+export interface AgentRow {
+  trust_domain: string
+  spiffe_id: string
+  attestor: string
+  selectors: string
+  serial: string
+  svid_expires_at: number
+  attested_at: number
+  last_seen_at: number
+  can_reattest: number
+  banned: number
 }
 
 export function toTrustDomain(row: TrustDomainRow): TrustDomainRecord {
@@ -187,4 +201,34 @@ export function toAudit(row: AuditRow): AuditRecord {
   }
   if (row.code !== null) record.code = row.code
   return record
+}
+
+export function toAgent(row: AgentRow): AgentRecord {
+  return {
+    trustDomain: row.trust_domain,
+    spiffeId: row.spiffe_id,
+    attestor: row.attestor,
+    selectors: JSON.parse(row.selectors),
+    serial: row.serial,
+    svidExpiresAt: row.svid_expires_at,
+    attestedAt: row.attested_at,
+    lastSeenAt: row.last_seen_at,
+    canReattest: row.can_reattest === 1,
+    banned: row.banned === 1,
+  }
+}
+
+export function agentParams(agent: AgentRecord): AgentRow {
+  return {
+    trust_domain: agent.trustDomain,
+    spiffe_id: agent.spiffeId,
+    attestor: agent.attestor,
+    selectors: JSON.stringify(agent.selectors.map((s) => ({ type: s.type, value: s.value }))),
+    serial: agent.serial,
+    svid_expires_at: agent.svidExpiresAt,
+    attested_at: agent.attestedAt,
+    last_seen_at: agent.lastSeenAt,
+    can_reattest: agent.canReattest ? 1 : 0,
+    banned: agent.banned ? 1 : 0,
+  }
 }

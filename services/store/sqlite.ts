@@ -1,15 +1,19 @@
 import Database from 'better-sqlite3'
 import { applyPatch, canonicalSelectors, issuancePruneCutoff, patchEntries } from './canonical.ts'
+import { ChangeListeners, changeEvent } from './events.ts'
 import { applyMigrations } from './sqlite-migrations.ts'
 import {
+  type AgentRow,
   type ApiTokenRow,
   type AuditRow,
+  agentParams,
   type EntryRow,
   entryParams,
   type JoinTokenRow,
   type JwtKeyRow,
   type RootCaRow,
   type TrustDomainRow,
+  toAgent,
   toApiToken,
   toAudit,
   toEntry,
@@ -19,9 +23,12 @@ import {
   toTrustDomain,
 } from './sqlite-rows.ts'
 import {
+  type AgentAttestOutcome,
+  type AgentRecord,
   type ApiTokenRecord,
   type AuditQuery,
   type AuditRecord,
+  type ChangeEvent,
   type ConsumeJoinTokenResult,
   type EntryFilter,
   type EntryPatch,
@@ -146,6 +153,36 @@ function prepareStatements(db: Db) {
       )
       .pluck(),
 
+    agentInsert: db.prepare<[AgentRow]>(
+      `INSERT OR REPLACE INTO agents (trust_domain, spiffe_id, attestor, selectors, serial, svid_expires_at,
+         attested_at, last_seen_at, can_reattest, banned)
+       VALUES (@trust_domain, @spiffe_id, @attestor, @selectors, @serial, @svid_expires_at,
+         @attested_at, @last_seen_at, @can_reattest, @banned)`,
+    ),
+    agentGet: db.prepare<[string, string], AgentRow>(
+      'SELECT * FROM agents WHERE trust_domain = ? AND spiffe_id = ?',
+    ),
+    agentList: db.prepare<[string], AgentRow>(
+      'SELECT * FROM agents WHERE trust_domain = ? ORDER BY spiffe_id',
+    ),
+    // One statement: the compare-and-set holds across connections and processes.
+    agentRenew: db.prepare<[string, number, number, string, string, string]>(
+      `UPDATE agents SET serial = ?, svid_expires_at = ?, last_seen_at = ?
+       WHERE trust_domain = ? AND spiffe_id = ? AND serial = ? AND banned = 0`,
+    ),
+    agentTouch: db.prepare<[number, string, string]>(
+      'UPDATE agents SET last_seen_at = ? WHERE trust_domain = ? AND spiffe_id = ?',
+    ),
+    agentBan: db.prepare<[string, string]>(
+      'UPDATE agents SET banned = 1 WHERE trust_domain = ? AND spiffe_id = ?',
+    ),
+    agentDelete: db.prepare<[string, string]>('DELETE FROM agents WHERE trust_domain = ? AND spiffe_id = ?'),
+
+    claimPrune: db.prepare<[string, number]>('DELETE FROM claims WHERE trust_domain = ? AND expires_at <= ?'),
+    claimInsert: db.prepare<[string, string, number]>(
+      'INSERT OR IGNORE INTO claims (trust_domain, key, expires_at) VALUES (?, ?, ?)',
+    ),
+
     metaGet: db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck(),
     metaInsert: db.prepare<[string, string]>(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING',
@@ -181,9 +218,14 @@ function sameDomain(expected: string, actual: string, what: string): void {
   if (expected !== actual) throw new TypeError(`${what} belongs to ${actual}, not ${expected}`)
 }
 
+/**
+ * A SQLite store serves one process: several processes may share the file, but watch() hears only the
+ * writes made through this instance.
+ */
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const
   readonly #db: Db
+  readonly #changes = new ChangeListeners()
   readonly #ping: Database.Statement
   // Prepared on first use: the tables exist only once migrate() has run (in this or another process).
   #statements: Statements | undefined
@@ -219,7 +261,17 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.#changes.clear()
     if (this.#db.open) this.#db.close()
+  }
+
+  /** Called only after the write committed: better-sqlite3 transactions are synchronous. */
+  #changed(trustDomain: string, kind: ChangeEvent['kind'], id?: string): void {
+    this.#changes.emit(changeEvent(trustDomain, kind, id))
+  }
+
+  watch(listener: (event: ChangeEvent) => void): () => void {
+    return this.#changes.add(listener)
   }
 
   async createTrustDomain(td: TrustDomainRecord, root: RootCaRecord): Promise<void> {
@@ -235,6 +287,7 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw conflictOr(err, 'trust_domain', `trust domain ${td.name} already exists`)
     }
+    this.#changed(td.name, 'trust-domain')
   }
 
   async getTrustDomain(name: string): Promise<TrustDomainRecord | undefined> {
@@ -251,12 +304,14 @@ export class SqliteStore implements Store {
     settings: TrustDomainSettings,
   ): Promise<TrustDomainRecord | undefined> {
     const row = this.#q.tdUpdateSettings.get(JSON.stringify(settings), name)
-    return row && toTrustDomain(row)
+    if (!row) return undefined
+    this.#changed(name, 'trust-domain')
+    return toTrustDomain(row)
   }
 
   async deleteTrustDomain(name: string): Promise<boolean> {
     const q = this.#q
-    return this.#db
+    const deleted = this.#db
       .transaction(() => {
         // Foreign keys cascade to everything else; the audit table has none (see the migration).
         if (q.tdDelete.run(name).changes === 0) return false
@@ -264,6 +319,8 @@ export class SqliteStore implements Store {
         return true
       })
       .immediate()
+    if (deleted) this.#changed(name, 'trust-domain')
+    return deleted
   }
 
   async listRootCas(trustDomain: string): Promise<RootCaRecord[]> {
@@ -272,8 +329,9 @@ export class SqliteStore implements Store {
 
   async addRootCa(root: RootCaRecord): Promise<number> {
     const q = this.#q
+    let seq: number
     try {
-      return this.#db
+      seq = this.#db
         .transaction(() => {
           this.#requireDomain(root.trustDomain)
           q.rootInsert.run(rootParams(root))
@@ -283,12 +341,15 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw conflictOr(err, 'root_ca', `root CA ${root.id} already exists`)
     }
+    this.#changed(root.trustDomain, 'bundle')
+    return seq
   }
 
   async publishJwtKey(key: JwtKeyRecord): Promise<number> {
     const q = this.#q
+    let seq: number
     try {
-      return this.#db
+      seq = this.#db
         .transaction(() => {
           this.#requireDomain(key.trustDomain)
           q.jwtInsert.run({
@@ -304,6 +365,8 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw conflictOr(err, 'jwt_key', `JWT key ${key.kid} already exists`)
     }
+    this.#changed(key.trustDomain, 'bundle')
+    return seq
   }
 
   async listJwtKeys(trustDomain: string): Promise<JwtKeyRecord[]> {
@@ -312,12 +375,14 @@ export class SqliteStore implements Store {
 
   async pruneJwtKeys(trustDomain: string, now: number): Promise<number | undefined> {
     const q = this.#q
-    return this.#db
+    const seq = this.#db
       .transaction(() => {
         if (q.jwtPrune.run(trustDomain, now).changes === 0) return undefined
         return q.tdBumpSeq.get(trustDomain)
       })
       .immediate()
+    if (seq !== undefined) this.#changed(trustDomain, 'bundle')
+    return seq
   }
 
   async getBundleSequence(trustDomain: string): Promise<number> {
@@ -343,6 +408,7 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw conflictOr(err, 'entry', `entry ${entry.id} or an entry with the same identity already exists`)
     }
+    this.#changed(entry.trustDomain, 'entry', entry.id)
   }
 
   async getEntry(trustDomain: string, id: string): Promise<EntryRecord | undefined> {
@@ -374,24 +440,29 @@ export class SqliteStore implements Store {
     now: number,
   ): Promise<EntryRecord | undefined> {
     const q = this.#q
+    let next: EntryRecord | undefined
     try {
-      return this.#db
+      next = this.#db
         .transaction(() => {
           const row = q.entryGet.get(trustDomain, id)
           if (!row) return undefined
-          const next = applyPatch(toEntry(row), patch, now)
-          q.entryUpdate.run(entryParams(next, canonicalSelectors(next.selectors)))
-          if (patchEntries(patch).some(([field]) => field === 'selectors')) this.#writeSelectors(next)
-          return next
+          const updated = applyPatch(toEntry(row), patch, now)
+          q.entryUpdate.run(entryParams(updated, canonicalSelectors(updated.selectors)))
+          if (patchEntries(patch).some(([field]) => field === 'selectors')) this.#writeSelectors(updated)
+          return updated
         })
         .immediate()
     } catch (err) {
       throw conflictOr(err, 'entry', `an entry with the same identity as ${id} already exists`)
     }
+    if (next) this.#changed(trustDomain, 'entry', id)
+    return next
   }
 
   async deleteEntry(trustDomain: string, id: string): Promise<boolean> {
-    return this.#q.entryDelete.run(trustDomain, id).changes > 0
+    const deleted = this.#q.entryDelete.run(trustDomain, id).changes > 0
+    if (deleted) this.#changed(trustDomain, 'entry', id)
+    return deleted
   }
 
   async createJoinToken(token: JoinTokenRecord): Promise<void> {
@@ -501,6 +572,80 @@ export class SqliteStore implements Store {
 
   async countIssuances(trustDomain: string, since: number): Promise<number> {
     return this.#q.issuanceCount.get(trustDomain, since) ?? 0
+  }
+
+  async attestAgent(agent: AgentRecord): Promise<AgentAttestOutcome> {
+    const q = this.#q
+    const outcome = this.#db
+      .transaction((): AgentAttestOutcome => {
+        this.#requireDomain(agent.trustDomain)
+        const row = q.agentGet.get(agent.trustDomain, agent.spiffeId)
+        if (row?.banned) return 'banned'
+        if (row && !row.can_reattest) return 'exists'
+        q.agentInsert.run(agentParams(agent))
+        return row ? 'reattested' : 'created'
+      })
+      .immediate()
+    if (outcome === 'created' || outcome === 'reattested') {
+      this.#changed(agent.trustDomain, 'agent', agent.spiffeId)
+    }
+    return outcome
+  }
+
+  async getAgent(trustDomain: string, spiffeId: string): Promise<AgentRecord | undefined> {
+    const row = this.#q.agentGet.get(trustDomain, spiffeId)
+    return row && toAgent(row)
+  }
+
+  async listAgents(trustDomain: string): Promise<AgentRecord[]> {
+    return this.#q.agentList.all(trustDomain).map(toAgent)
+  }
+
+  async renewAgentSvid(
+    trustDomain: string,
+    spiffeId: string,
+    previousSerial: string,
+    next: { serial: string; svidExpiresAt: number; lastSeenAt: number },
+  ): Promise<boolean> {
+    const { changes } = this.#q.agentRenew.run(
+      next.serial,
+      next.svidExpiresAt,
+      next.lastSeenAt,
+      trustDomain,
+      spiffeId,
+      previousSerial,
+    )
+    if (changes === 0) return false
+    this.#changed(trustDomain, 'agent', spiffeId)
+    return true
+  }
+
+  async touchAgent(trustDomain: string, spiffeId: string, lastSeenAt: number): Promise<void> {
+    this.#q.agentTouch.run(lastSeenAt, trustDomain, spiffeId)
+  }
+
+  async banAgent(trustDomain: string, spiffeId: string): Promise<boolean> {
+    if (this.#q.agentBan.run(trustDomain, spiffeId).changes === 0) return false
+    this.#changed(trustDomain, 'agent', spiffeId)
+    return true
+  }
+
+  async evictAgent(trustDomain: string, spiffeId: string): Promise<boolean> {
+    if (this.#q.agentDelete.run(trustDomain, spiffeId).changes === 0) return false
+    this.#changed(trustDomain, 'agent', spiffeId)
+    return true
+  }
+
+  async claimOnce(trustDomain: string, key: string, expiresAt: number, now: number): Promise<boolean> {
+    const q = this.#q
+    return this.#db
+      .transaction(() => {
+        this.#requireDomain(trustDomain)
+        // Expired claims go first, so that the insert below finds their keys free.
+        q.claimPrune.run(trustDomain, now)
+        return q.claimInsert.run(trustDomain, key, expiresAt).changes === 1
+      })
+      .immediate()
   }
 
   async getMeta(key: string): Promise<string | undefined> {

@@ -22,6 +22,8 @@ export interface TrustDomainSettings {
   jwtMaxTtl: number
   /** Policy mode (used by the data plane). */
   policyMode: 'baseline' | 'explicit'
+  /** Per node attestor configuration (aws_iid, k8s_psat, ...), validated by each attestor's schema. */
+  nodeAttestors?: Record<string, unknown>
 }
 
 export interface TrustDomainRecord {
@@ -155,6 +157,32 @@ export interface IssuanceRecord {
   expiresAt: number
 }
 
+/** An attested agent (node). Its SPIFFE ID is spiffe://TD/sigil/agent/<attestor>/<attestor-specific id>. */
+export interface AgentRecord {
+  trustDomain: string
+  spiffeId: string
+  attestor: string
+  /** Node selectors from attestation (aws_iid:region:..., k8s_psat:cluster:..., ...). */
+  selectors: Selector[]
+  /** Serial (hex) and expiry of the agent's current X509-SVID; a renewal must present this one. */
+  serial: string
+  svidExpiresAt: number
+  attestedAt: number
+  lastSeenAt: number
+  /** Whether the attestor allows this node to attest again (join tokens and IIDs without reuse do not). */
+  canReattest: boolean
+  banned: boolean
+}
+
+export type AgentAttestOutcome = 'created' | 'reattested' | 'banned' | 'exists'
+
+/** A change other processes (and agents' push streams) must hear about. */
+export interface ChangeEvent {
+  trustDomain: string
+  kind: 'entry' | 'bundle' | 'agent' | 'trust-domain' | 'policy'
+  id?: string
+}
+
 export interface AuditQuery {
   limit: number
   /** Only records with seq < before. */
@@ -222,6 +250,33 @@ export interface Store {
   // Issuance records (what was signed, for metrics and forensics; never the certificate's key).
   recordIssuances(records: IssuanceRecord[]): Promise<void>
   countIssuances(trustDomain: string, since: number): Promise<number>
+
+  // Agents. attestAgent is atomic: a banned agent is refused ('banned'); an existing one is replaced only
+  // when it may re-attest ('reattested'), otherwise 'exists'; a new one is stored ('created').
+  attestAgent(agent: AgentRecord): Promise<AgentAttestOutcome>
+  getAgent(trustDomain: string, spiffeId: string): Promise<AgentRecord | undefined>
+  listAgents(trustDomain: string): Promise<AgentRecord[]>
+  /** Records a renewed agent SVID, only if `previousSerial` is still the current one (compare-and-set). */
+  renewAgentSvid(
+    trustDomain: string,
+    spiffeId: string,
+    previousSerial: string,
+    next: { serial: string; svidExpiresAt: number; lastSeenAt: number },
+  ): Promise<boolean>
+  touchAgent(trustDomain: string, spiffeId: string, lastSeenAt: number): Promise<void>
+  /** Bans an agent: it keeps its record, cannot renew, and cannot attest again. False if unknown. */
+  banAgent(trustDomain: string, spiffeId: string): Promise<boolean>
+  /** Deletes an agent's record (it may attest again). False if unknown. */
+  evictAgent(trustDomain: string, spiffeId: string): Promise<boolean>
+
+  /** Atomic single use of an opaque key until expiresAt (attestation replay protection). */
+  claimOnce(trustDomain: string, key: string, expiresAt: number, now: number): Promise<boolean>
+
+  /**
+   * Change notifications across every process sharing the store (Redis pub/sub; in-process for
+   * SQLite). Every mutation of entries, bundles, agents, trust domains and policies publishes one.
+   */
+  watch(listener: (event: ChangeEvent) => void): () => void
 
   // Installation metadata (the sealed service CA, say). setMetaIfAbsent is atomic.
   getMeta(key: string): Promise<string | undefined>

@@ -7,6 +7,8 @@ import {
   StoreConflictError,
   StoreMissingTrustDomainError,
 } from '../../services/store/store.ts'
+import { runAgentConformance } from './conformance-agents.ts'
+import { runWatchConformance } from './conformance-watch.ts'
 import { apiToken, audit, entry, joinToken, jwtKey, rootCa, settings, trustDomain } from './records.ts'
 
 type ErrorClass = abstract new (...args: never[]) => Error
@@ -835,4 +837,7 @@ export function runStoreConformance(t: Test, makeStore: () => Promise<Store>): v
     t.equal(winners.length, 1, 'exactly one of 30 concurrent setMetaIfAbsent wins')
     t.equal(await store.getMeta('race'), `v${winners[0]}`, 'and its value is stored')
   })
+
+  runAgentConformance(t, { open, withDomains })
+  runWatchConformance(t, { open, withDomains })
 }

@@ -15,11 +15,14 @@ import { openStore } from '../../services/store/open.ts'
 import type { AuditRecord, EntryRecord, Store } from '../../services/store/store.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 import {
+  agentIndex,
   entryId,
   isUpdated,
   patchedEntry,
+  renewedAgent,
   TOKEN_COUNT,
   tokenHash,
+  writtenAgent,
   writtenAudit,
   writtenEntry,
 } from './fixtures/workload.ts'
@@ -39,6 +42,8 @@ interface Acks {
   consumed: Map<number, string>
   audit: Map<number, number>
   issues: number
+  attests: Map<number, string>
+  renewals: Map<number, string>
   errors: string[]
 }
 
@@ -50,6 +55,8 @@ class Writer {
     consumed: new Map(),
     audit: new Map(),
     issues: 0,
+    attests: new Map(),
+    renewals: new Map(),
     errors: [],
   }
   readonly #child: ChildProcess
@@ -94,6 +101,8 @@ class Writer {
     else if (op === 'consume') a.consumed.set(i, result)
     else if (op === 'audit') a.audit.set(i, Number(result))
     else if (op === 'issue') a.issues++
+    else if (op === 'attest') a.attests.set(i, result)
+    else if (op === 'renew') a.renewals.set(i, result)
     else a.errors.push(`unexpected line: ${line}`)
   }
 
@@ -221,13 +230,35 @@ async function verify(t: Test, store: Store, acks: Acks, replays = false): Promi
   const issued = await store.countIssuances(TD, 0)
   if (issued < acks.issues) problems.push(`${issued} issuances recorded, ${acks.issues} acknowledged`)
 
-  t.ok(acks.entries.size > 0 && acks.audit.size > 0, 'the writer got writes acknowledged', {
-    entries: acks.entries.size,
-    updates: acks.updates.size,
-    consumed: acks.consumed.size,
-    audit: acks.audit.size,
-    issues: acks.issues,
-  })
+  // After a Redis restart a resent attest may answer 'exists' and a resent renewal false: the first
+  // send was applied. The stored record is what counts.
+  const agents = new Map((await store.listAgents(TD)).map((a) => [agentIndex(a.spiffeId), a]))
+  for (const [i, result] of acks.attests) {
+    if (!agents.has(i)) problems.push(`acknowledged agent ${i} is missing`)
+    if (!replays && result !== 'created') problems.push(`attest ${i} answered ${result}`)
+  }
+  for (const [i, result] of acks.renewals) {
+    if (!replays && result !== 'true') problems.push(`renew ${i} answered ${result}`)
+    if (!same(agents.get(i), renewedAgent(TD, i))) problems.push(`acknowledged renewal ${i} is missing`)
+  }
+  for (const [i, a] of agents) {
+    if (!same(a, writtenAgent(TD, i)) && !same(a, renewedAgent(TD, i)))
+      problems.push(`agent ${i} is neither as attested nor as renewed: ${JSON.stringify(a)}`)
+  }
+
+  t.ok(
+    acks.entries.size > 0 && acks.audit.size > 0 && acks.renewals.size > 0,
+    'the writer got writes acknowledged',
+    {
+      entries: acks.entries.size,
+      updates: acks.updates.size,
+      consumed: acks.consumed.size,
+      audit: acks.audit.size,
+      issues: acks.issues,
+      attests: acks.attests.size,
+      renewals: acks.renewals.size,
+    },
+  )
   t.strictSame(
     problems.slice(0, 20),
     [],

@@ -1,5 +1,6 @@
 // Record factories for the store tests (conformance and durability).
 import type {
+  AgentRecord,
   ApiTokenRecord,
   AuditRecord,
   EntryRecord,
@@ -116,4 +117,23 @@ export function audit(td: string, n: number, code?: string): Omit<AuditRecord, '
   }
   if (code !== undefined) record.code = code
   return record
+}
+
+export function agent(td: string, node: string, overrides: Partial<AgentRecord> = {}): AgentRecord {
+  return {
+    trustDomain: td,
+    spiffeId: `spiffe://${td}/sigil/agent/join_token/${node}`,
+    attestor: 'join_token',
+    selectors: [
+      { type: 'join_token', value: node },
+      { type: 'k8s_psat', value: 'cluster:c1' },
+    ],
+    serial: `0a${Buffer.from(node).toString('hex')}`,
+    svidExpiresAt: 5_000_000,
+    attestedAt: 1_000,
+    lastSeenAt: 1_000,
+    canReattest: false,
+    banned: false,
+    ...overrides,
+  }
 }

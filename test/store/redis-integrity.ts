@@ -2,6 +2,7 @@
 // and no key belongs to nothing. Uses SCAN, so it is for tests only.
 import type { Redis } from 'ioredis'
 import { canonicalSelectors } from '../../services/store/canonical.ts'
+import { decodeAgent } from '../../services/store/redis-agent.ts'
 import {
   decodeEntry,
   entryIdentity,
@@ -122,6 +123,26 @@ async function checkDomain(
   }
   for (const key of expectedIndex.keys()) {
     if (!(await redis.exists(key))) p(`index ${key} is missing`)
+  }
+
+  const agents = new Set(await redis.smembers(k('agents')))
+  for (const id of agents) {
+    try {
+      const a = decodeAgent(await redis.hgetall(k(`ag:${id}`)))
+      if (!a) p(`agents set names ${id}, which has no record`)
+      else if (a.spiffeId !== id || a.trustDomain !== td)
+        p(`agent ${id} is ${a.spiffeId} in ${a.trustDomain}`)
+    } catch (err) {
+      p(`agent ${id} does not decode: ${err}`)
+    }
+  }
+  for (const suffix of suffixes) {
+    if (suffix.startsWith('ag:') && !agents.has(suffix.slice(3)))
+      p(`agent record ${suffix} is in no agents set`)
+  }
+  const claims = await redis.zrange(k('claims'), 0, -1, 'WITHSCORES')
+  for (let i = 1; i < claims.length; i += 2) {
+    if (!Number.isFinite(Number(claims[i]))) p(`claim ${claims[i - 1]} has expiry ${claims[i]}`)
   }
 
   const iss = await redis.zrange(k('iss'), 0, -1)

@@ -1,10 +1,12 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { openStore } from '../../services/store/open.ts'
-import { RedisStore } from '../../services/store/redis.ts'
+import { REDIS_SCHEMA_VERSION, RedisStore } from '../../services/store/redis.ts'
+import type { ChangeEvent } from '../../services/store/store.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 import { runStoreConformance } from './conformance.ts'
-import { apiToken, audit, entry, joinToken, jwtKey, rootCa, trustDomain } from './records.ts'
+import { collect, until } from './conformance-watch.ts'
+import { agent, apiToken, audit, entry, joinToken, jwtKey, rootCa, trustDomain } from './records.ts'
 import { redisIntegrityProblems } from './redis-integrity.ts'
 
 const server = await startRedis(t)
@@ -19,7 +21,7 @@ t.test('openStore opens redis:// with the default prefix, migrated', async (t) =
   const store = await openStore(server.url)
   t.teardown(() => store.close())
   t.equal(store.kind, 'redis')
-  t.equal(await raw.get('sigil:schema'), '1', 'schema version written under sigil:')
+  t.equal(await raw.get('sigil:schema'), String(REDIS_SCHEMA_VERSION), 'schema version written under sigil:')
 })
 
 t.test('a RedisStore can take over an ioredis connection', async (t) => {
@@ -90,6 +92,20 @@ t.test('the keyspace stays consistent, and a deleted domain leaves no key', asyn
     await store.createJoinToken(joinToken(td, 'h1', now + 60_000))
     await store.createJoinToken(joinToken(td, 'h2', now + 60_000))
     await store.consumeJoinToken(td, 'h1', now)
+    for (let i = 0; i < 20; i++) {
+      const a = agent(td, `n${i}`, { canReattest: i % 2 === 0 })
+      await store.attestAgent(a)
+      if (i % 3 === 0)
+        await store.renewAgentSvid(td, a.spiffeId, a.serial, {
+          serial: 'ff',
+          svidExpiresAt: 9,
+          lastSeenAt: 9,
+        })
+      if (i % 4 === 0) await store.attestAgent({ ...a, serial: 'ee' })
+      if (i % 5 === 0) await store.banAgent(td, a.spiffeId)
+      if (i % 7 === 0) await store.evictAgent(td, a.spiffeId)
+      await store.claimOnce(td, `c${i}`, 2_000 + i, 1_000 + i)
+    }
     await store.appendAudit(audit(td, 1))
     await store.recordIssuances([
       {
@@ -114,4 +130,100 @@ t.test('the keyspace stays consistent, and a deleted domain leaves no key', asyn
   t.strictSame(await raw.keys(`${prefix}{b.test}:*`), [], 'none are left after delete')
   t.strictSame(await redisIntegrityProblems(raw, prefix), [], 'consistent after the delete')
   t.equal((await store.listEntries('a.test')).length, 240, 'a.test is untouched')
+  t.equal((await store.listAgents('a.test')).length, 17, 'agents too')
+})
+
+t.test('watch: stores sharing a Redis hear each other, one path for all', async (t) => {
+  const prefix = `watch-${++n}:`
+  const [a, b, other] = [prefix, prefix, `watch-other-${n}:`].map((p) => new RedisStore(server.url, p))
+  t.teardown(() => Promise.all([a, b, other].map((s) => s!.close())))
+  await a!.migrate()
+  await other!.migrate()
+  const heard = [a!, b!, other!].map(collect)
+  // A store's commands wait for its first subscription: after ping, the watch is in place.
+  await Promise.all([a!.ping(), b!.ping(), other!.ping()])
+
+  await a!.createTrustDomain(trustDomain('a.test'), rootCa('a.test'))
+  await b!.createEntry(entry('a.test', 'e1'))
+  await raw.publish(`${prefix}events`, 'not an event')
+  await raw.publish(`${prefix}events`, JSON.stringify({ trustDomain: 'a.test', kind: 'unknown' }))
+  await b!.attestAgent(agent('a.test', 'n1'))
+  const expected: ChangeEvent[] = [
+    { trustDomain: 'a.test', kind: 'trust-domain' },
+    { trustDomain: 'a.test', kind: 'entry', id: 'e1' },
+    { trustDomain: 'a.test', kind: 'agent', id: agent('a.test', 'n1').spiffeId },
+  ]
+  t.ok(await until(() => heard[0]!.events.length >= 3 && heard[1]!.events.length >= 3), 'events arrive')
+  t.strictSame(heard[0]!.events, expected, 'a hears its own events and those of b, once each, in order')
+  t.strictSame(heard[1]!.events, expected, 'and so does b; messages that are no event are dropped')
+
+  await other!.createTrustDomain(trustDomain('o.test'), rootCa('o.test'))
+  t.ok(await until(() => heard[2]!.events.length === 1))
+  t.strictSame(
+    heard[2]!.events,
+    [{ trustDomain: 'o.test', kind: 'trust-domain' }],
+    'a prefix is its own world',
+  )
+  t.equal(heard[0]!.events.length, 3, 'which the others do not hear')
+})
+
+t.test('watch: one subscriber connection, made on the first watch and closed by close()', async (t) => {
+  const subscribers = async () => {
+    const list = String(await raw.call('CLIENT', 'LIST'))
+    return list.split('\n').filter((line) => / sub=[1-9]/.test(line)).length
+  }
+  const before = await subscribers()
+  const store = new RedisStore(server.url, `watch-conn-${++n}:`)
+  t.teardown(() => store.close())
+  await store.migrate()
+  t.equal(await subscribers(), before, 'none before the first watch')
+  const stops = [store.watch(() => {}), store.watch(() => {})]
+  await store.ping()
+  t.equal(await subscribers(), before + 1, 'one for any number of watchers')
+  for (const stop of stops) stop()
+  await store.close()
+  let now = await subscribers()
+  for (let i = 0; i < 100 && now !== before; i++) {
+    await new Promise((r) => setTimeout(r, 10))
+    now = await subscribers()
+  }
+  t.equal(now, before, 'none after close')
+})
+
+/** Writes until a watcher hears one of the writes: events sent while a subscriber reconnects are lost. */
+async function heardAfterWrites(store: RedisStore, events: ChangeEvent[]): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    await store.createEntry(entry('a.test', `probe-${i}`)).catch(() => {})
+    if (await until(() => events.some((e) => e.kind === 'entry'), 100)) return true
+  }
+  return false
+}
+
+t.test('watch: the subscription survives a restart of Redis', async (t) => {
+  const own = await startRedis(t)
+  const store = new RedisStore(own.url)
+  t.teardown(() => store.close())
+  await store.migrate()
+  await store.createTrustDomain(trustDomain('a.test'), rootCa('a.test'))
+  const { events } = collect(store)
+  await store.ping()
+  own.kill9()
+  await own.restart()
+  t.ok(await heardAfterWrites(store, events), 'events arrive again after the reconnect')
+})
+
+t.test('watch: a first subscription that failed is made once Redis is back', async (t) => {
+  const own = await startRedis(t)
+  const setup = new RedisStore(own.url)
+  await setup.migrate()
+  await setup.createTrustDomain(trustDomain('a.test'), rootCa('a.test'))
+  await setup.close()
+  await own.stop()
+  // One retry: SUBSCRIBE fails fast while Redis is down, instead of waiting in the offline queue.
+  const store = new RedisStore(new Redis(own.url, { maxRetriesPerRequest: 1 }))
+  t.teardown(() => store.close())
+  const { events } = collect(store)
+  await t.rejects(store.ping(), 'the store fails while Redis is down')
+  await own.restart()
+  t.ok(await heardAfterWrites(store, events), 'events arrive once Redis is back')
 })
