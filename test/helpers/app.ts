@@ -7,7 +7,7 @@ import { buildApp } from '../../services/app.ts'
 import { LocalKeyManager } from '../../services/authority/key-manager.ts'
 import { type Clock, systemClock } from '../../services/clock.ts'
 import { defaults } from '../../services/config.ts'
-import { createServices } from '../../services/context.ts'
+import { createServices, type ServiceOptions } from '../../services/context.ts'
 import { SqliteStore } from '../../services/store/sqlite.ts'
 import type { Store } from '../../services/store/store.ts'
 
@@ -36,6 +36,7 @@ export async function buildTestApp(
     clock?: Clock
     rateLimit?: { max: number; windowSeconds: number }
     signingWorkers?: number
+    nodeAttestors?: ServiceOptions['nodeAttestors']
   } = {},
 ): Promise<TestApp> {
   const store = opts.store ?? new SqliteStore(':memory:')
@@ -51,6 +52,7 @@ export async function buildTestApp(
     store,
     keys: new LocalKeyManager(randomBytes(32)),
     clock: opts.clock ?? systemClock,
+    ...(opts.nodeAttestors ? { nodeAttestors: opts.nodeAttestors } : {}),
   })
   const app = await buildApp({
     services,
