@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # System packages the tests use: real redis-server (store tests), openssl and curl (clients).
-APT_PACKAGES=(redis-server openssl curl ca-certificates)
+APT_PACKAGES=(redis-server openssl curl ca-certificates build-essential python3)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -31,6 +31,10 @@ fi
 say "installing npm packages (npm ci)"
 npm ci --no-audit --no-fund --loglevel=error
 
+say "building the agent's native addon (SO_PEERCRED, pidfd)"
+npm run --silent build:native >/dev/null \
+  || { say "the native addon failed to build: it needs gcc, make, python3 and Node's headers (Debian: apt-get install build-essential nodejs)"; exit 1; }
+
 node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()" \
   || { say "better-sqlite3 failed to load; run: npm rebuild better-sqlite3"; exit 1; }
 
@@ -38,6 +42,8 @@ node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()" \
 if command -v go >/dev/null; then
   say "fetching Go modules (terraform/provider)"
   (cd terraform/provider && go mod download) && (cd terraform/provider/tools && go mod download)
+  say "fetching Go modules (test/interop: go-spiffe)"
+  (cd test/interop && go mod download)
 else
   say "go not found: install Go 1.25+ (https://go.dev/doc/install) to build and test the Terraform provider"
 fi

@@ -1,7 +1,10 @@
 // The `sigil` command line. Exit codes (the contract): 0 success, 1 refused request, 2 usage error.
 
 import { Command, CommanderError } from 'commander'
+import { agentApiCommands } from '../../agents/cli/agent-api.ts'
+import { agentRunCommand } from '../../agents/daemon/run-command.ts'
 import { ApiError } from './client.ts'
+import { agentAdminCommands } from './commands/agents.ts'
 import { auditCommands } from './commands/audit.ts'
 import { entryCommands } from './commands/entry.ts'
 import { serverCommands } from './commands/server.ts'
@@ -35,6 +38,12 @@ apiTokenCommands(program)
 svidCommands(program)
 bundleCommands(program)
 auditCommands(program)
+const agent = program
+  .command('agent')
+  .description('The node agent: run it, query its Workload API, manage attested agents')
+agentAdminCommands(agent)
+agentRunCommand(agent)
+agentApiCommands(agent)
 
 function fail(code: number, errCode: string, message: string, json: boolean): never {
   if (json) process.stderr.write(`${JSON.stringify({ error: { code: errCode, message } })}\n`)
