@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import pino, { type Logger } from 'pino'
+import type { Logger } from 'pino'
 import type { Services } from './api/types.ts'
 import { buildApp } from './app.ts'
 import { createNodeAttestorRegistry } from './attestation/node/registry.ts'
@@ -14,6 +14,7 @@ import { issueServerTls, loadServiceCa } from './authority/service-ca.ts'
 import { systemClock } from './clock.ts'
 import type { ServerConfig } from './config.ts'
 import { createServices } from './context.ts'
+import { createLogger } from './observability/logger.ts'
 import { openStore } from './store/open.ts'
 
 export interface RunningServer {
@@ -21,24 +22,6 @@ export interface RunningServer {
   app: FastifyInstance
   services: Services
   close(): Promise<void>
-}
-
-export function createLogger(level: ServerConfig['logLevel']): Logger {
-  return pino({
-    level,
-    // Secrets never reach a log line, even by accident.
-    redact: {
-      paths: [
-        'req.headers.authorization',
-        'req.headers.cookie',
-        '*.token',
-        '*.sealedKey',
-        '*.privateKey',
-        'token',
-      ],
-      censor: '[redacted]',
-    },
-  })
 }
 
 export async function startServer(

@@ -273,6 +273,10 @@ export class Agent {
           this.#opts.log.warn({ err: (err as Error).message }, 'SVID batch failed; will retry')
         }
       }
+      this.#opts.log.info(
+        { svids: this.cache.svidCount(), entries: this.cache.entries().length },
+        'SVIDs issued',
+      )
     })
     return this.#issuing
   }

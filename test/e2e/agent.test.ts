@@ -171,3 +171,59 @@ t.test('an agent attests with a join token, follows entries and rotates SVIDs', 
   t.equal(banned.banned, true)
   void web
 })
+
+t.test('while the server is down the agent keeps serving cached SVIDs, then reconnects', async (t) => {
+  const dir = tempDir(t)
+  const dataDir = path.join(dir, '.sigil')
+  const first = await startServerProcess(t, { dataDir })
+  const port = Number(new URL(first.url).port)
+  const api = first.client()
+  await api.request('POST', '/v1/trust-domains', { name: 'example.org' })
+  const agentId = 'spiffe://example.org/sigil/agent/join_token/outage'
+  await api.request('POST', '/v1/trust-domains/example.org/entries', {
+    spiffeId: 'spiffe://example.org/web',
+    parentId: agentId,
+    selectors: ['unix:uid:1000'],
+  })
+  const { token } = await api.request<{ token: string }>(
+    'POST',
+    '/v1/trust-domains/example.org/join-tokens',
+    { spiffeId: agentId },
+  )
+  api.close()
+  const warnings: string[] = []
+  const agent = new Agent({
+    server: new URL(first.url),
+    trustDomain: 'example.org',
+    trustBundlePem: first.caPem,
+    attestor: { name: 'join_token', evidence: async () => ({ token }) },
+    log: { info() {}, warn: (_o: object, m: string) => warnings.push(m), error() {} },
+  })
+  t.teardown(() => agent.close())
+  await agent.start()
+  const selectors = [{ type: 'unix', value: 'uid:1000' }]
+  await until('the web SVID', () => agent.cache.x509Svids(selectors).length > 0)
+
+  await first.stop()
+  await until('the agent to notice the outage', () => warnings.some((w) => w.includes('sync stream failed')))
+  t.equal(
+    agent.cache.x509Svids(selectors).length,
+    1,
+    'the cached, still valid SVID is served during the outage',
+  )
+
+  const second = await startServerProcess(t, { dataDir, port })
+  const api2 = second.client()
+  t.teardown(() => api2.close())
+  await api2.request('POST', '/v1/trust-domains/example.org/entries', {
+    spiffeId: 'spiffe://example.org/after-outage',
+    parentId: agentId,
+    selectors: ['unix:uid:2000'],
+  })
+  await until(
+    'the entry created after the restart',
+    () => agent.cache.x509Svids([{ type: 'unix', value: 'uid:2000' }]).length > 0,
+    30_000,
+  )
+  t.pass('the agent reconnected (with backoff) and follows the restarted server')
+})

@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import type { Command } from 'commander'
 import { ConfigError, readConfigFile, resolveConfig } from '../../config.ts'
-import { createLogger, startServer } from '../../server.ts'
+import { createLogger } from '../../observability/logger.ts'
 import { UsageError } from '../context.ts'
 
 export function serverCommands(program: Command): void {
@@ -32,6 +32,8 @@ export function serverCommands(program: Command): void {
           throw err
         }
         const log = createLogger(config.logLevel)
+        // Loaded here, not at start-up: other commands (the agent above all) need none of the server.
+        const { startServer } = await import('../../server.ts')
         const running = await startServer(config, log)
         closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
           if (err) log.error({ err }, 'shutting down after an error')
