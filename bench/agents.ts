@@ -8,6 +8,7 @@ import path from 'node:path'
 import { Agent } from '../agents/daemon/agent.ts'
 import { keyAndCsr, toPem } from '../agents/daemon/keys.ts'
 import { startServerProcess } from '../test/helpers/server-process.ts'
+import { percentile } from './stats.ts'
 
 const AGENTS = 1000
 
@@ -132,7 +133,7 @@ export async function run(): Promise<void> {
     console.log(`reference: ${AGENTS} plain TLS connections + GET /healthz at once: ${refMs.toFixed(0)} ms`)
     console.log(
       `${AGENTS} agents renewing at once (mTLS + CSR + signing + store): ${totalMs.toFixed(0)} ms, ${failures} failed, ` +
-        `p50 ${pct(lat, 50).toFixed(0)} ms, p99 ${pct(lat, 99).toFixed(0)} ms (${((AGENTS / totalMs) * 1000).toFixed(0)} renewals/s)`,
+        `p50 ${percentile(lat, 50).toFixed(0)} ms, p99 ${percentile(lat, 99).toFixed(0)} ms (${((AGENTS / totalMs) * 1000).toFixed(0)} renewals/s)`,
     )
 
     // Entry change -> the agent's cache holds an SVID for it (SPIRE: up to ~10 s).
@@ -172,7 +173,7 @@ export async function run(): Promise<void> {
     }
     prop.sort((a, b) => a - b)
     console.log(
-      `entry change -> SVID in the agent's cache: p50 ${pct(prop, 50).toFixed(1)} ms, p99 ${pct(prop, 99).toFixed(1)} ms ` +
+      `entry change -> SVID in the agent's cache: p50 ${percentile(prop, 50).toFixed(1)} ms, p99 ${percentile(prop, 99).toFixed(1)} ms ` +
         '(aim: p99 < 1 s; SPIRE: up to ~10 s by its cache reload and sync intervals)',
     )
     api.close()

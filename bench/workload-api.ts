@@ -10,14 +10,10 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { WorkloadApiClient } from '../agents/workload-api/client.ts'
 import { sigilBin, startServerProcess } from '../test/helpers/server-process.ts'
+import { percentile, rssMiB } from './stats.ts'
 
 const WORKLOADS = 1000
 const AGENT_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=128'
-
-function rssMiB(pid: number): number {
-  const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
-  return Number(kb) / 1024
-}
 
 async function until(what: string, fn: () => boolean, ms = 120_000): Promise<void> {
   const end = Date.now() + ms
@@ -153,10 +149,10 @@ export async function run(): Promise<void> {
     client.close()
     lat.sort((a, b) => a - b)
     console.log(
-      `reference: 1 KiB Unix-socket round trip to another process: p50 ${pct(rt, 50).toFixed(3)} ms, p99 ${pct(rt, 99).toFixed(3)} ms`,
+      `reference: 1 KiB Unix-socket round trip to another process: p50 ${percentile(rt, 50).toFixed(3)} ms, p99 ${percentile(rt, 99).toFixed(3)} ms`,
     )
     console.log(
-      `cached FetchX509SVID (grpc-js client, attestation with cached sha256 on every call): p50 ${pct(lat, 50).toFixed(2)} ms, p99 ${pct(lat, 99).toFixed(2)} ms (aim: p99 < 2 ms)`,
+      `cached FetchX509SVID (grpc-js client, attestation with cached sha256 on every call): p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms (aim: p99 < 2 ms)`,
     )
   } finally {
     for (const c of children) c.kill('SIGKILL')

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { makeCsr } from '../test/helpers/csr.ts'
 import { startServerProcess } from '../test/helpers/server-process.ts'
+import { percentile } from './stats.ts'
 
 function rawSignRate(ms = 2000): number {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
@@ -48,10 +49,6 @@ function post(
     req.on('error', reject)
     req.end(body)
   })
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 }
 
 export async function run(): Promise<void> {

@@ -4,7 +4,6 @@
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { AttestationError } from '../attestation/errors.ts'
 import { type ErrorCode, quote, SigilError } from '../errors.ts'
 
 interface AjvError {
@@ -47,7 +46,6 @@ const fastifyCodes: Record<string, [ErrorCode, string]> = {
 
 export function toSigilError(error: unknown): SigilError | undefined {
   if (error instanceof SigilError) return error
-  if (error instanceof AttestationError) return new SigilError(error.code, error.message, { cause: error })
   const err = error as FastifyError & { validation?: AjvError[]; validationContext?: string }
   if (Array.isArray(err?.validation)) return fromValidation(err as never)
   const mapped = err?.code ? fastifyCodes[err.code] : undefined

@@ -10,6 +10,7 @@ import t from 'tap'
 import { Agent } from '../../agents/daemon/agent.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
 import { tempDir } from '../helpers/tools.ts'
+import { until } from '../helpers/wait.ts'
 
 const quiet = process.env.SIGIL_TEST_LOG
   ? {
@@ -18,20 +19,6 @@ const quiet = process.env.SIGIL_TEST_LOG
       error: (o: object, m: string) => console.error(m, o),
     }
   : { info() {}, warn() {}, error() {} }
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 15_000,
-): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 function filesUnder(dir: string, depth = 3): string[] {
   if (depth < 0) return []

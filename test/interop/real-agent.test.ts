@@ -9,21 +9,8 @@ import t from 'tap'
 import { sha256File } from '../agent/helpers.ts'
 import { sigilBin, startServerProcess } from '../helpers/server-process.ts'
 import { tempDir } from '../helpers/tools.ts'
+import { until } from '../helpers/wait.ts'
 import { buildWorkload, GO_MISSING, goBinary, runWorkload } from './go-workload.ts'
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 30_000,
-): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 t.test('go-spiffe and the CLI against a real agent attested with a join token', async (t) => {
   const go = goBinary()
@@ -100,18 +87,24 @@ t.test('go-spiffe and the CLI against a real agent attested with a join token', 
   t.teardown(() => {
     agent.kill('SIGTERM')
   })
-  await until('the agent to serve the Workload API', () =>
-    agentLog.includes('Sigil agent serving the Workload API'),
+  await until(
+    'the agent to serve the Workload API',
+    () => agentLog.includes('Sigil agent serving the Workload API'),
+    60_000,
   )
   t.notOk(agentLog.includes(token), 'the join token is not logged')
 
-  const [report] = await until('the client SVID through go-spiffe', async () => {
-    try {
-      return await runWorkload(clientBin, ['fetch', '-socket', socket, '-audience', 'interop-aud'])
-    } catch {
-      return undefined
-    }
-  })
+  const [report] = await until(
+    'the client SVID through go-spiffe',
+    async () => {
+      try {
+        return await runWorkload(clientBin, ['fetch', '-socket', socket, '-audience', 'interop-aud'])
+      } catch {
+        return undefined
+      }
+    },
+    30_000,
+  )
   t.match(report, {
     x509SvidIds: [CLIENT],
     x509ChainLength: 2,
@@ -142,7 +135,7 @@ t.test('go-spiffe and the CLI against a real agent attested with a join token', 
   serve.stdout!.on('data', (d: Buffer) => {
     out += d.toString()
   })
-  const listening = await until('the spiffetls server', () => /"listening":"([^"]+)"/.exec(out)?.[1])
+  const listening = await until('the spiffetls server', () => /"listening":"([^"]+)"/.exec(out)?.[1], 30_000)
   const [dial] = await runWorkload(clientBin, [
     'dial',
     '-socket',
