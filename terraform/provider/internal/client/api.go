@@ -289,3 +289,25 @@ func (c *Client) GetBundle(ctx context.Context, td string) (*Bundle, error) {
 	}
 	return b, nil
 }
+
+// Agent is an attested node agent.
+type Agent struct {
+	SpiffeID      string   `json:"spiffeId"`
+	Attestor      string   `json:"attestor"`
+	Selectors     []string `json:"selectors"`
+	SvidExpiresAt string   `json:"svidExpiresAt"`
+	AttestedAt    string   `json:"attestedAt"`
+	LastSeenAt    string   `json:"lastSeenAt"`
+	Banned        bool     `json:"banned"`
+}
+
+// ListAgents lists a trust domain's attested agents.
+func (c *Client) ListAgents(ctx context.Context, td string) ([]Agent, error) {
+	var out struct {
+		Agents []Agent `json:"agents"`
+	}
+	if err := c.Do(ctx, "GET", tdPath(td)+"/agents", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Agents, nil
+}

@@ -162,6 +162,7 @@ func (p *sigilProvider) DataSources(context.Context) []func() datasource.DataSou
 	return []func() datasource.DataSource{
 		newTrustDomainDataSource,
 		newBundleDataSource,
+		newAgentsDataSource,
 	}
 }
 
