@@ -68,6 +68,8 @@ export const codes = {
   AGENT_BANNED: def('AGENT_BANNED', 403),
   AGENT_EXISTS: def('AGENT_EXISTS', 409),
   AGENT_SVID_SUPERSEDED: def('AGENT_SVID_SUPERSEDED', 401),
+  // Policy
+  POLICY_INVALID: def('POLICY_INVALID', 400),
   // Server
   NOT_READY: def('NOT_READY', 503),
   INTERNAL: def('INTERNAL', 500),
