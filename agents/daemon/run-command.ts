@@ -7,7 +7,7 @@ import { collect, UsageError } from '../../services/cli/context.ts'
 import { createLogger } from '../../services/observability/logger.ts'
 import { agentNodeAttestorNames, createAgentNodeAttestor } from '../attestation/node/registry.ts'
 import { createWorkloadAttestor } from '../workload/attestor.ts'
-import { HttpKubeletClient } from '../workload/kubelet.ts'
+import { DEFAULT_KUBELET_TOKEN_FILE, HttpKubeletClient } from '../workload/kubelet.ts'
 import { startWorkloadApi } from '../workload-api/server.ts'
 import { resolveSocketPath } from '../workload-api/socket-path.ts'
 import { Agent } from './agent.ts'
@@ -22,6 +22,9 @@ interface RunOptions {
   attestorOption?: string[]
   socket?: string
   kubeletUrl?: string
+  kubeletTokenFile?: string
+  kubeletCa?: string
+  kubeletInsecureSkipVerify?: boolean
   dataDir?: string
   logLevel?: string
   proxyConfig?: string
@@ -49,6 +52,22 @@ function attestorConfig(opts: RunOptions): { name: string; config: Record<string
   return { name: opts.attestor, config }
 }
 
+function kubeletOptions(opts: RunOptions): ConstructorParameters<typeof HttpKubeletClient>[0] {
+  const k: ConstructorParameters<typeof HttpKubeletClient>[0] = {
+    url: opts.kubeletUrl!,
+    tokenFile: opts.kubeletTokenFile ?? DEFAULT_KUBELET_TOKEN_FILE,
+  }
+  if (opts.kubeletCa) {
+    try {
+      k.ca = readFileSync(opts.kubeletCa, 'utf8')
+    } catch (err) {
+      throw new UsageError(`cannot read --kubelet-ca ${opts.kubeletCa}: ${(err as Error).message}`)
+    }
+  }
+  if (opts.kubeletInsecureSkipVerify) k.insecureSkipVerify = true
+  return k
+}
+
 export function agentRunCommand(agent: Command): void {
   agent
     .command('run')
@@ -69,6 +88,15 @@ export function agentRunCommand(agent: Command): void {
     .option(
       '--kubelet-url <url>',
       'attest Kubernetes pods through this kubelet pod list (e.g. https://127.0.0.1:10250/pods)',
+    )
+    .option(
+      '--kubelet-token-file <file>',
+      "bearer token for the kubelet (default: the pod's service account token)",
+    )
+    .option('--kubelet-ca <file>', "CA bundle of the kubelet's serving certificate")
+    .option(
+      '--kubelet-insecure-skip-verify',
+      'trust any kubelet certificate (kubelets often self-sign); explicit opt-in',
     )
     .option('--proxy-config <file>', 'the mTLS proxy configuration (the data plane; not in this version)')
     .option('--data-dir <dir>', 'agent data directory (nothing secret is stored there)')
@@ -101,7 +129,7 @@ export function agentRunCommand(agent: Command): void {
       })
       await daemon.start()
       const workloadAttestor = createWorkloadAttestor(
-        opts.kubeletUrl ? { k8s: { kubelet: new HttpKubeletClient({ url: opts.kubeletUrl }) } } : {},
+        opts.kubeletUrl ? { k8s: { kubelet: new HttpKubeletClient(kubeletOptions(opts)) } } : {},
       )
       const api = await startWorkloadApi({
         socketPath,

@@ -1,0 +1,59 @@
+resource "sigil_trust_domain" "this" {
+  name             = var.name
+  key_type         = var.key_type
+  ca_ttl           = var.ttls.ca
+  x509_default_ttl = var.ttls.x509_default
+  x509_max_ttl     = var.ttls.x509_max
+  jwt_default_ttl  = var.ttls.jwt_default
+  jwt_max_ttl      = var.ttls.jwt_max
+  policy_mode      = var.policy_mode
+}
+
+locals {
+  # An entry whose parent is another entry of the map (a node alias) can only be created after it.
+  entry_spiffe_ids = toset([for e in values(var.entries) : e.spiffe_id])
+  top_entries      = { for k, e in var.entries : k => e if !contains(local.entry_spiffe_ids, e.parent_id) }
+  nested_entries   = { for k, e in var.entries : k => e if contains(local.entry_spiffe_ids, e.parent_id) }
+}
+
+resource "sigil_registration_entry" "this" {
+  for_each = local.top_entries
+
+  trust_domain   = sigil_trust_domain.this.name
+  spiffe_id      = each.value.spiffe_id
+  parent_id      = each.value.parent_id
+  selectors      = toset(each.value.selectors)
+  x509_ttl       = each.value.x509_ttl
+  jwt_ttl        = each.value.jwt_ttl
+  dns_names      = toset(each.value.dns_names)
+  federates_with = toset(each.value.federates_with)
+  admin          = each.value.admin
+  downstream     = each.value.downstream
+  expires_at     = each.value.expires_at
+}
+
+resource "sigil_registration_entry" "nested" {
+  for_each = local.nested_entries
+
+  trust_domain   = sigil_trust_domain.this.name
+  spiffe_id      = each.value.spiffe_id
+  parent_id      = each.value.parent_id
+  selectors      = toset(each.value.selectors)
+  x509_ttl       = each.value.x509_ttl
+  jwt_ttl        = each.value.jwt_ttl
+  dns_names      = toset(each.value.dns_names)
+  federates_with = toset(each.value.federates_with)
+  admin          = each.value.admin
+  downstream     = each.value.downstream
+  expires_at     = each.value.expires_at
+
+  depends_on = [sigil_registration_entry.this]
+}
+
+resource "sigil_join_token" "this" {
+  count = var.join_token == null ? 0 : 1
+
+  trust_domain = sigil_trust_domain.this.name
+  ttl          = var.join_token.ttl
+  spiffe_id    = var.join_token.spiffe_id
+}

@@ -1,0 +1,110 @@
+variable "name" {
+  description = "The trust domain name, e.g. `prod.example.org`: lowercase letters, digits, `.`, `-` and `_`, no scheme, port or path."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9._-]+$", var.name)) && length(var.name) <= 255
+    error_message = "name must be a SPIFFE trust domain name: lowercase letters, digits, '.', '-' and '_', at most 255 characters, no scheme, port or path."
+  }
+}
+
+variable "key_type" {
+  description = "Key type of the trust domain's root CA: `ec-p256`, `ec-p384`, `rsa-2048` or `rsa-3072`. Null: the server's default. Changing it replaces the trust domain."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.key_type == null ? true : contains(["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"], var.key_type)
+    error_message = "key_type must be one of ec-p256, ec-p384, rsa-2048, rsa-3072."
+  }
+}
+
+variable "ttls" {
+  description = "Lifetimes (durations such as `1h`, `30m`, `7d`): `ca`, `x509_default`, `x509_max`, `jwt_default`, `jwt_max`. Unset ones take the server's defaults."
+  type = object({
+    ca           = optional(string)
+    x509_default = optional(string)
+    x509_max     = optional(string)
+    jwt_default  = optional(string)
+    jwt_max      = optional(string)
+  })
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for v in values(var.ttls) : v == null ? true : can(regex("^([0-9]+|([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?)$", v)) && v != ""
+    ])
+    error_message = "Each TTL must be a duration such as \"90s\", \"5m\", \"1h30m\" or \"7d\", or a number of seconds."
+  }
+}
+
+variable "policy_mode" {
+  description = "How agents enforce network policy: `baseline` (observe, report unidentified traffic) or `explicit` (only what a rule allows)."
+  type        = string
+  default     = "baseline"
+
+  validation {
+    condition     = contains(["baseline", "explicit"], var.policy_mode)
+    error_message = "policy_mode must be baseline or explicit."
+  }
+}
+
+variable "entries" {
+  description = <<-EOT
+    Registration entries, keyed by a name of your choice (the key is only the Terraform address). Each:
+    `spiffe_id` and `parent_id` (in this trust domain), `selectors` (`TYPE:KEY[:VALUE]`, all must match),
+    and optionally `x509_ttl`, `jwt_ttl`, `dns_names`, `federates_with`, `admin`, `downstream`, `expires_at`.
+  EOT
+  type = map(object({
+    spiffe_id      = string
+    parent_id      = string
+    selectors      = list(string)
+    x509_ttl       = optional(string)
+    jwt_ttl        = optional(string)
+    dns_names      = optional(list(string), [])
+    federates_with = optional(list(string), [])
+    admin          = optional(bool, false)
+    downstream     = optional(bool, false)
+    expires_at     = optional(string)
+  }))
+  default = {}
+
+  validation {
+    condition = alltrue([
+      for e in values(var.entries) :
+      startswith(e.spiffe_id, "spiffe://${var.name}/") && startswith(e.parent_id, "spiffe://${var.name}/")
+    ])
+    error_message = "Every entry's spiffe_id and parent_id must be SPIFFE IDs with a path in this trust domain (spiffe://NAME/...)."
+  }
+
+  validation {
+    condition = alltrue([
+      for e in values(var.entries) :
+      length(e.selectors) > 0 && alltrue([for s in e.selectors : can(regex("^[a-z0-9_]+:[^:]+(:.+)?$", s))])
+    ])
+    error_message = "Every entry needs at least one selector, each TYPE:KEY[:VALUE] (e.g. unix:uid:1000, k8s:ns:prod)."
+  }
+
+  validation {
+    condition = alltrue([
+      for e in values(var.entries) : alltrue([
+        for p in values(var.entries) : !contains([for q in values(var.entries) : q.spiffe_id], p.parent_id) if p.spiffe_id == e.parent_id
+      ])
+    ])
+    error_message = "An entry may be parented to another entry of the map only one level deep: that parent entry's own parent_id must be an agent or the server, not a third entry."
+  }
+}
+
+variable "join_token" {
+  description = "Set to create a single-use join token for one agent: `ttl` (default `1h`, at most `30d`) and optional `spiffe_id` the agent gets. Null: no token."
+  type = object({
+    ttl       = optional(string, "1h")
+    spiffe_id = optional(string)
+  })
+  default = null
+
+  validation {
+    condition     = var.join_token == null ? true : (var.join_token.spiffe_id == null ? true : startswith(var.join_token.spiffe_id, "spiffe://${var.name}/sigil/agent/"))
+    error_message = "join_token.spiffe_id must be an agent ID in this trust domain: spiffe://NAME/sigil/agent/..."
+  }
+}
