@@ -56,9 +56,6 @@ async function pool<T>(n: number, concurrency: number, fn: (i: number) => Promis
   return out
 }
 
-const pct = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
-
 export async function run(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sigil-bench-'))
   const t = {

@@ -4,27 +4,18 @@
 
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { WorkloadApiClient } from '../agents/workload-api/client.ts'
-import { sigilBin, startServerProcess } from '../test/helpers/server-process.ts'
+import { startAgentProcess } from '../test/helpers/agent-process.ts'
+import { startServerProcess } from '../test/helpers/server-process.ts'
+import { until } from '../test/helpers/wait.ts'
 import { percentile, rssMiB } from './stats.ts'
 
 const WORKLOADS = 1000
 const AGENT_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=128'
-
-async function until(what: string, fn: () => boolean, ms = 120_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-const pct = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 
 export async function run(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sigil-bench-'))
@@ -65,39 +56,26 @@ export async function run(): Promise<void> {
       },
     )
     api.close()
-    const caFile = path.join(dir, 'server-ca.pem')
-    writeFileSync(caFile, server.caPem)
-    const socket = path.join(dir, 'agent.sock')
-    const agent = spawn(
-      process.execPath,
-      [
-        sigilBin,
-        '--server',
-        server.url,
-        'agent',
-        'run',
-        '--trust-domain',
-        'bench.example',
-        '--trust-bundle',
-        caFile,
-        '--join-token',
-        token,
-        '--socket',
-        socket,
-      ],
-      // The agent's documented memory settings (infra/ and docs/AGENT.md): a small young generation.
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: AGENT_NODE_OPTIONS } },
-    )
+    // The agent's documented memory settings (infra/ and docs/AGENT.md): a small young generation.
+    const agentProcess = startAgentProcess({
+      serverUrl: server.url,
+      caPem: server.caPem,
+      trustDomain: 'bench.example',
+      joinToken: token,
+      dir,
+      socket: path.join(dir, 'agent.sock'),
+      env: { NODE_OPTIONS: AGENT_NODE_OPTIONS },
+    })
+    const agent = agentProcess.proc
+    const socket = agentProcess.socket
     children.push(agent)
-    let log = ''
-    agent.stdout!.on('data', (d: Buffer) => {
-      log += d.toString()
-    })
-    agent.stderr!.on('data', (d: Buffer) => {
-      log += d.toString()
-    })
+    const log = () => agentProcess.log()
     const started = performance.now()
-    await until(`${WORKLOADS} SVIDs in the agent`, () => new RegExp(`"svids":${WORKLOADS},`).test(log))
+    await until(
+      `${WORKLOADS} SVIDs in the agent`,
+      () => new RegExp(`"svids":${WORKLOADS},`).test(log()),
+      120_000,
+    )
     console.log(
       `agent: attested and holding ${WORKLOADS} X509-SVIDs after ${((performance.now() - started) / 1000).toFixed(1)} s`,
     )

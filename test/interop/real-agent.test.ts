@@ -2,11 +2,11 @@
 // token, entries bound to the sha256 of two go-spiffe binaries, then go-spiffe fetching SVIDs and JWTs
 // from the real agent and talking spiffetls between the two, plus `sigil agent api fetch` as a workload.
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import t from 'tap'
 import { sha256File } from '../agent/helpers.ts'
+import { startAgentProcess } from '../helpers/agent-process.ts'
 import { sigilBin, startServerProcess } from '../helpers/server-process.ts'
 import { tempDir } from '../helpers/tools.ts'
 import { until } from '../helpers/wait.ts'
@@ -55,44 +55,22 @@ t.test('go-spiffe and the CLI against a real agent attested with a join token', 
     },
   )
 
-  const caFile = path.join(dir, 'server-ca.pem')
-  writeFileSync(caFile, server.caPem)
-  const socket = path.join(dir, 'run', 'agent.sock')
-  const agent: ChildProcess = spawn(
-    process.execPath,
-    [
-      sigilBin,
-      '--server',
-      server.url,
-      'agent',
-      'run',
-      '--trust-domain',
-      'example.org',
-      '--trust-bundle',
-      caFile,
-      '--join-token',
-      token,
-      '--socket',
-      socket,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let agentLog = ''
-  agent.stdout!.on('data', (d: Buffer) => {
-    agentLog += d.toString()
+  const agent = startAgentProcess({
+    serverUrl: server.url,
+    caPem: server.caPem,
+    trustDomain: 'example.org',
+    joinToken: token,
+    dir,
+    socket: path.join(dir, 'run', 'agent.sock'),
   })
-  agent.stderr!.on('data', (d: Buffer) => {
-    agentLog += d.toString()
-  })
-  t.teardown(() => {
-    agent.kill('SIGTERM')
-  })
+  t.teardown(() => agent.stop())
+  const socket = agent.socket
   await until(
     'the agent to serve the Workload API',
-    () => agentLog.includes('Sigil agent serving the Workload API'),
+    () => agent.log().includes('Sigil agent serving the Workload API'),
     60_000,
   )
-  t.notOk(agentLog.includes(token), 'the join token is not logged')
+  t.notOk(agent.log().includes(token), 'the join token is not logged')
 
   const [report] = await until(
     'the client SVID through go-spiffe',

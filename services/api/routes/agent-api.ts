@@ -3,7 +3,6 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { bundlePem, spiffeBundle } from '../../authority/bundle.ts'
-import { derToPem } from '../../authority/pem.ts'
 import { SigilError } from '../../errors.ts'
 import type { ChangeEvent } from '../../store/store.ts'
 import { TrustDomainService } from '../../tenancy/trust-domains.ts'
