@@ -3,11 +3,13 @@
 // (directly, or through a node alias entry its node selectors match), so a compromised node cannot mint
 // the whole mesh.
 
-import { X509Certificate } from 'node:crypto'
+import type { X509Certificate } from 'node:crypto'
 import type { NodeAttestationResult, ServerNodeAttestor } from '../attestation/node/node-attestor.ts'
 import type { Authority } from '../authority/authority.ts'
 import type { KeyManager } from '../authority/key-manager.ts'
+import { pemToDer } from '../authority/pem.ts'
 import { requireSpiffeId } from '../authority/require-spiffe-id.ts'
+import { type Cert, parseCertDer, verifyChain } from '../authority/x509-chain.ts'
 import type { Clock } from '../clock.ts'
 import { quote, SigilError } from '../errors.ts'
 import type { JoinTokenService } from '../registry/join-tokens.ts'
@@ -142,12 +144,15 @@ export class AgentService {
     const now = this.clock.now()
     const roots = (await this.store.listRootCas(trustDomain))
       .filter((r) => r.notAfter > now)
-      .map((r) => new X509Certificate(r.certPem))
-    if (!verifyChain(chain, roots, now)) {
-      throw new SigilError(
-        'UNAUTHENTICATED',
-        "client certificate does not chain to the trust domain's bundle, or expired",
-      )
+      .map((r) => this.#caCert(pemToDer(r.certPem)))
+    try {
+      const presented = parseCertDer(chain[0]!.raw)
+      const intermediates = chain.slice(1).map((c) => this.#caCert(c.raw))
+      verifyChain(presented, intermediates, roots, now)
+    } catch (err) {
+      throw new SigilError('UNAUTHENTICATED', `client certificate refused: ${(err as Error).message}`, {
+        cause: err,
+      })
     }
     const record = await this.store.getAgent(trustDomain, spiffeId)
     if (!record)
@@ -264,6 +269,19 @@ export class AgentService {
     if (!(await this.store.evictAgent(td.name, spiffeId))) await this.get(td, spiffeId)
   }
 
+  // Roots and intermediates are shared by every agent of a trust domain: parse each once.
+  readonly #caCerts = new Map<string, Cert>()
+  #caCert(der: Buffer): Cert {
+    const key = der.toString('base64')
+    let cert = this.#caCerts.get(key)
+    if (!cert) {
+      if (this.#caCerts.size >= 256) this.#caCerts.clear()
+      cert = parseCertDer(der)
+      this.#caCerts.set(key, cert)
+    }
+    return cert
+  }
+
   #attestor(name: string): ServerNodeAttestor {
     const attestor = this.attestors(name)
     if (!attestor) {
@@ -326,20 +344,4 @@ export class AgentService {
     }
     return { done: true, agent, chainDer: issued!.chainDer }
   }
-}
-
-/** leaf <- intermediates... <- one of roots; every certificate within its validity. */
-export function verifyChain(chain: X509Certificate[], roots: X509Certificate[], now: number): boolean {
-  const valid = (c: X509Certificate) => Date.parse(c.validFrom) <= now && Date.parse(c.validTo) > now
-  if (!chain.every(valid)) return false
-  for (let i = 0; i < chain.length - 1; i++) {
-    const issuer = chain[i + 1]!
-    if (!issuer.ca || !chain[i]!.checkIssued(issuer) || !chain[i]!.verify(issuer.publicKey)) return false
-  }
-  const top = chain[chain.length - 1]!
-  return roots.some(
-    (root) =>
-      valid(root) &&
-      (top.fingerprint256 === root.fingerprint256 || (top.checkIssued(root) && top.verify(root.publicKey))),
-  )
 }

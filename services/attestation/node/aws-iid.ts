@@ -5,6 +5,7 @@
 // instance attests once: a copy of the document read later cannot mint a second agent.
 
 import { verify } from 'node:crypto'
+import { type Cert, parsePemCertificates } from '../../authority/x509-chain.ts'
 import { failed, invalidEvidence, quote } from '../errors.ts'
 import { awsSignatureCertificates } from './aws-certificates.ts'
 import {
@@ -21,7 +22,6 @@ import type { NodeAttestationContext, NodeAttestationStep } from './node-attesto
 import type { RegisteredAttestor } from './registry.ts'
 import { claimOnce, FOREVER } from './replay.ts'
 import { agentId, Selectors } from './result.ts'
-import { type Cert, parsePemCertificates } from './x509-chain.ts'
 
 export type { Ec2ClientFactory }
 

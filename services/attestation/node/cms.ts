@@ -7,7 +7,7 @@
 import { createHash, verify } from 'node:crypto'
 import * as asn1js from 'asn1js'
 import * as pkijs from 'pkijs'
-import { type Cert, ChainError, isCa, parseCertDer, verifyChain } from './x509-chain.ts'
+import { type Cert, ChainError, isCa, parseCertDer, verifyChain } from '../../authority/x509-chain.ts'
 
 export class CmsError extends Error {
   override readonly name = 'CmsError'

@@ -5,6 +5,7 @@
 // Without an allow list any pod of the cluster could mint a token and attest as its node's agent, so
 // a cluster needs allowedServiceAccounts, or allowAnyServiceAccount: true to say that on purpose.
 
+import { parsePemCertificates } from '../../authority/x509-chain.ts'
 import { failed, quote } from '../errors.ts'
 import { PreparedConfigs } from './config.ts'
 import { COMPACT_JWS, evidenceObject, MAX_TOKEN_CHARS, requiredString } from './evidence.ts'
@@ -13,7 +14,6 @@ import { reviewToken, type TokenReviewConfig } from './k8s-token-review.ts'
 import type { NodeAttestationContext, NodeAttestationStep } from './node-attestor.ts'
 import type { RegisteredAttestor } from './registry.ts'
 import { agentId, Selectors } from './result.ts'
-import { parsePemCertificates } from './x509-chain.ts'
 
 const NAME = 'k8s_psat'
 const CLUSTER_NAME = '^[A-Za-z0-9._-]{1,63}$'

@@ -9,12 +9,6 @@
 // not by attesting again; x509pop re-attestation is for an agent that lost or let its SVID expire.
 
 import { createPublicKey, randomBytes, verify } from 'node:crypto'
-import { failed, invalidEvidence } from '../errors.ts'
-import { PreparedConfigs } from './config.ts'
-import { base64UrlField, evidenceObject } from './evidence.ts'
-import type { NodeAttestationContext, NodeAttestationStep } from './node-attestor.ts'
-import type { RegisteredAttestor } from './registry.ts'
-import { agentId, Selectors } from './result.ts'
 import {
   type Cert,
   ChainError,
@@ -26,7 +20,13 @@ import {
   subjectCn,
   uriSans,
   verifyChain,
-} from './x509-chain.ts'
+} from '../../authority/x509-chain.ts'
+import { failed, invalidEvidence } from '../errors.ts'
+import { PreparedConfigs } from './config.ts'
+import { base64UrlField, evidenceObject } from './evidence.ts'
+import type { NodeAttestationContext, NodeAttestationStep } from './node-attestor.ts'
+import type { RegisteredAttestor } from './registry.ts'
+import { agentId, Selectors } from './result.ts'
 
 const NAME = 'x509pop'
 /** Both sides sign this prefix + the nonce, so a challenge can never be a TLS transcript or a CSR. */

@@ -1,9 +1,9 @@
-// Certificate parsing and path validation for attestation (x509pop agent chains, signer certificates
-// embedded in an AWS PKCS#7). Signatures are checked with node:crypto, which also handles DSA (AWS's
+// Certificate parsing and path validation: x509pop agent chains, signer certificates embedded in an AWS
+// PKCS#7, and agents' X509-SVIDs presented as TLS client certificates. Signatures are checked with node:crypto, which also handles DSA (AWS's
 // PKCS#7 certificates); @peculiar/x509 supplies the parsed view of names and extensions.
 
 import { createHash, X509Certificate as NodeCertificate } from 'node:crypto'
-import { x509 } from '../../authority/x509-lib.ts'
+import { x509 } from './x509-lib.ts'
 
 export interface Cert {
   der: Buffer
