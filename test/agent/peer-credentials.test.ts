@@ -50,7 +50,8 @@ function connectingChild(socketPath: string, ids: { uid?: number; gid?: number }
       '-e',
       `require('net').connect(${JSON.stringify(socketPath)}).on('error', () => {}); setInterval(() => {}, 1000)`,
     ],
-    { stdio: 'ignore', ...ids },
+    // cwd '/': the child may run as another uid that cannot enter our working directory.
+    { stdio: 'ignore', cwd: '/', ...ids },
   )
   return child
 }
