@@ -44,14 +44,17 @@ async function socketServer(t: { teardown(fn: () => void): void }) {
 
 /** A child process that connects to `socketPath` and stays until killed. */
 function connectingChild(socketPath: string, ids: { uid?: number; gid?: number } = {}) {
+  // The child may run as another uid, which can neither enter our working directory nor load the test
+  // runner's preloads from it (tap adds them to every node it spawns): `env -i` execs node bare, in /.
+  const code = `require('net').connect(${JSON.stringify(socketPath)}).on('error', () => {}); setInterval(() => {}, 1000)`
   const child = spawn(
-    nodeBinary,
-    [
-      '-e',
-      `require('net').connect(${JSON.stringify(socketPath)}).on('error', () => {}); setInterval(() => {}, 1000)`,
-    ],
-    // cwd '/': the child may run as another uid that cannot enter our working directory.
-    { stdio: 'ignore', cwd: '/', ...ids },
+    '/usr/bin/env',
+    ['-i', `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`, nodeBinary, '-e', code],
+    {
+      stdio: 'ignore',
+      cwd: '/',
+      ...ids,
+    },
   )
   return child
 }
