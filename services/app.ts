@@ -15,8 +15,10 @@ import authorityRoutes from './api/routes/authority.ts'
 import bundleRoutes from './api/routes/bundle.ts'
 import consoleRoutes from './api/routes/console.ts'
 import entryRoutes from './api/routes/entries.ts'
+import flowRoutes from './api/routes/flows.ts'
 import healthRoutes from './api/routes/health.ts'
 import joinTokenRoutes from './api/routes/join-tokens.ts'
+import policyRoutes from './api/routes/policy.ts'
 import svidRoutes from './api/routes/svids.ts'
 import trustDomainRoutes from './api/routes/trust-domains.ts'
 import type { Services } from './api/types.ts'
@@ -39,7 +41,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
         title: 'Sigil trust service API',
         version: '1',
         description:
-          'Multi-tenant SPIFFE trust service: trust domains, registration entries, join tokens, SVIDs, bundles, audit. Errors are `{ "error": { "code", "message" } }`.',
+          'Multi-tenant SPIFFE trust service: trust domains, registration entries, join tokens, SVIDs, bundles, network policy, flows, audit. Errors are `{ "error": { "code", "message" } }`.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -71,6 +73,8 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(auditRoutes)
   await fastify.register(apiTokenRoutes)
   await fastify.register(agentRoutes)
+  await fastify.register(policyRoutes)
+  await fastify.register(flowRoutes)
   await fastify.register(agentApiRoutes)
 }
 

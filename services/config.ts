@@ -31,6 +31,8 @@ export interface ServerConfig {
     jwtDefaultTtl: number
     jwtMaxTtl: number
   }
+  /** Flow reports kept per trust domain: the newest `maxPerTrustDomain`, none older than `retention`. */
+  flows: { retention: number; maxPerTrustDomain: number }
 }
 
 export const defaults = {
@@ -50,6 +52,7 @@ export const defaults = {
     jwtDefaultTtl: 300,
     jwtMaxTtl: 3600,
   },
+  flows: { retention: 7 * 24 * 3600, maxPerTrustDomain: 200_000 },
 } as const
 
 const durationPattern = '^[0-9]+(ms|s|m|h|d)?$'
@@ -84,6 +87,14 @@ export const configFileSchema = {
         x509MaxTtl: { type: ['string', 'integer'], pattern: durationPattern },
         jwtDefaultTtl: { type: ['string', 'integer'], pattern: durationPattern },
         jwtMaxTtl: { type: ['string', 'integer'], pattern: durationPattern },
+      },
+    },
+    flows: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        retention: { type: ['string', 'integer'], pattern: durationPattern },
+        maxPerTrustDomain: { type: 'integer', minimum: 1, maximum: 10_000_000 },
       },
     },
   },
@@ -177,6 +188,7 @@ export function resolveConfig(sources: ConfigSources): ServerConfig {
     signingWorkers?: number
     logLevel?: ServerConfig['logLevel']
     trustDomainDefaults?: Record<string, string | number | undefined>
+    flows?: { retention?: string | number; maxPerTrustDomain?: number }
   }
   const dataDir = path.resolve(cwd, flags.dataDir ?? env.SIGIL_DATA_DIR ?? f.dataDir ?? defaults.dataDir)
   const listen = parseListen(flags.listen ?? env.SIGIL_LISTEN ?? f.listen ?? defaults.listen)
@@ -219,9 +231,14 @@ export function resolveConfig(sources: ConfigSources): ServerConfig {
     signingWorkers: f.signingWorkers ?? Math.min(availableParallelism(), 8),
     logLevel,
     trustDomainDefaults,
+    flows: {
+      retention: parseDuration(f.flows?.retention ?? defaults.flows.retention, 'flows.retention'),
+      maxPerTrustDomain: f.flows?.maxPerTrustDomain ?? defaults.flows.maxPerTrustDomain,
+    },
   }
   const kek = env.SIGIL_KEK
   if (kek) config.kek = kek
   if (config.intermediateTtl < 120) throw new ConfigError('intermediateTtl must be at least 2m')
+  if (config.flows.retention < 60) throw new ConfigError('flows.retention must be at least 1m')
   return config
 }

@@ -10,8 +10,10 @@ import { Authority } from './authority/authority.ts'
 import type { KeyManager } from './authority/key-manager.ts'
 import { SvidService } from './authority/svids.ts'
 import type { Clock } from './clock.ts'
-import type { ServerConfig } from './config.ts'
+import { defaults, type ServerConfig } from './config.ts'
+import { FlowService } from './flows/flow-service.ts'
 import { Metrics } from './observability/metrics.ts'
+import { PolicyService } from './policy/policy-service.ts'
 import { EntryService } from './registry/entries.ts'
 import { JoinTokenService } from './registry/join-tokens.ts'
 import type { Store } from './store/store.ts'
@@ -21,7 +23,10 @@ export interface ServiceOptions {
   config: Pick<
     ServerConfig,
     'intermediateTtl' | 'jwtKeyTtl' | 'signingWorkers' | 'maxBatch' | 'trustDomainDefaults'
-  >
+  > & {
+    /** Flow retention; the defaults of config.ts when absent. */
+    flows?: ServerConfig['flows']
+  }
   store: Store
   keys: KeyManager
   clock: Clock
@@ -44,11 +49,19 @@ export function createServices(opts: ServiceOptions): Services {
   if (opts.log) authorityOptions.log = opts.log
   const authority = new Authority(authorityOptions)
   const joinTokens = new JoinTokenService(store, clock)
+  const flowConfig = config.flows ?? defaults.flows
+  const flows = new FlowService(store, clock, {
+    retentionMs: flowConfig.retention * 1000,
+    maxPerTrustDomain: flowConfig.maxPerTrustDomain,
+  })
+  const policies = new PolicyService(store, clock, flows)
   return {
     clock,
     store,
     authority,
-    trustDomains: new TrustDomainService(store, authority, clock, config.trustDomainDefaults),
+    trustDomains: new TrustDomainService(store, authority, clock, config.trustDomainDefaults, policies),
+    policies,
+    flows,
     entries: new EntryService(store, clock),
     joinTokens,
     agents: new AgentService(

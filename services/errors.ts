@@ -70,6 +70,9 @@ export const codes = {
   AGENT_SVID_SUPERSEDED: def('AGENT_SVID_SUPERSEDED', 401),
   // Policy
   POLICY_INVALID: def('POLICY_INVALID', 400),
+  POLICY_VERSION_CONFLICT: def('POLICY_VERSION_CONFLICT', 409),
+  // Flows
+  FLOW_INVALID: def('FLOW_INVALID', 400),
   // Server
   NOT_READY: def('NOT_READY', 503),
   INTERNAL: def('INTERNAL', 500),
@@ -77,16 +80,25 @@ export const codes = {
 
 export type ErrorCode = keyof typeof codes
 
-/** A domain error with a stable code: the API turns it into `{ error: { code, message } }`. */
+/**
+ * A domain error with a stable code: the API turns it into `{ error: { code, message } }`, plus
+ * `details` (where in the input the problem is, say) when the error carries them.
+ */
 export class SigilError extends Error {
   readonly code: ErrorCode
   readonly status: number
+  readonly details: Record<string, unknown> | undefined
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'SigilError'
     this.code = code
     this.status = codes[code].status
+    this.details = options?.details
   }
 }
 

@@ -37,6 +37,8 @@ interface SyncState {
   agent: { spiffeId: string }
   entries: EntryState[]
   bundle: BundleState
+  /** The trust domain's network policy, as the server's policy view (see services/policy). */
+  policy?: unknown
 }
 
 const BACKOFF_MIN_MS = 500
@@ -49,6 +51,9 @@ export class Agent {
   readonly #now: () => number
   readonly #random: () => number
   #own: OwnSvid | undefined
+  #credentials: { certChainPem: string; keyPem: string } | undefined
+  #policyListeners = new Set<(policy: unknown) => void>()
+  #policy: unknown
   #closed = false
   #abort = new AbortController()
   #timers = new Set<NodeJS.Timeout>()
@@ -80,6 +85,24 @@ export class Agent {
     await this.#retry('attestation', () => this.#attest())
     void this.#syncLoop()
     this.#schedule(() => this.#rotationTick(), 1000)
+  }
+
+  /** The agent's own SVID (certificate chain and key, PEM, in memory only), once attested. */
+  credentials(): { spiffeId: string; certChainPem: string; keyPem: string } | undefined {
+    if (!this.#own || !this.#credentials) return undefined
+    return { spiffeId: this.#own.spiffeId, ...this.#credentials }
+  }
+
+  /** Calls `listener` with every policy the server pushes (and at once with the current one). */
+  onPolicy(listener: (policy: unknown) => void): () => void {
+    this.#policyListeners.add(listener)
+    if (this.#policy !== undefined) listener(this.#policy)
+    return () => this.#policyListeners.delete(listener)
+  }
+
+  /** Sends flow records to the trust service (the proxy's FlowReporter batches them). */
+  async sendFlows(flows: unknown[]): Promise<void> {
+    await this.#client.post('/v1/agent/flows', { flows })
   }
 
   /** Resolves once the first state from the server is applied and its SVIDs were requested. */
@@ -138,7 +161,8 @@ export class Agent {
       notAfter: Date.parse(leaf.validTo),
       serial: leaf.serialNumber,
     }
-    this.#client.setIdentity({ certChainPem: chain.map((d) => toPem(d, 'CERTIFICATE')).join(''), keyPem })
+    this.#credentials = { certChainPem: chain.map((d) => toPem(d, 'CERTIFICATE')).join(''), keyPem }
+    this.#client.setIdentity(this.#credentials)
     // notBefore is backdated for clock skew, so the half-life counts from now.
     const renewIn = (this.#own.notAfter - this.#now()) / 2
     this.#schedule(() => this.#renewOwn(), Math.max(1000, this.#jitter(renewIn)))
@@ -209,6 +233,16 @@ export class Agent {
   }
 
   #applyState(state: SyncState): void {
+    if (state.policy !== undefined && JSON.stringify(state.policy) !== JSON.stringify(this.#policy)) {
+      this.#policy = state.policy
+      for (const listener of this.#policyListeners) {
+        try {
+          listener(state.policy)
+        } catch (err) {
+          this.#opts.log.error({ err: (err as Error).message }, 'applying the pushed policy failed')
+        }
+      }
+    }
     this.cache.setBundle(state.bundle)
     const stale = this.cache.setEntries(state.entries)
     this.#issue(stale).then(() => this.#resolveSynced())

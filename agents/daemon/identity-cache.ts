@@ -119,6 +119,37 @@ export class IdentityCache implements IdentitySource {
     return this.#svids.size
   }
 
+  /** The current SVID of an identity (any entry with that SPIFFE ID), for the services a proxy offers. */
+  svidById(spiffeId: string): X509SvidMaterial | undefined {
+    const now = this.now()
+    for (const entry of this.#entries.values()) {
+      if (entry.spiffeId !== spiffeId) continue
+      const svid = this.#svids.get(entry.id)
+      if (!svid || svid.notAfter <= now) continue
+      return {
+        spiffeId: svid.spiffeId,
+        certChainDer: svid.certChainDer,
+        privateKeyDer: svid.privateKeyDer,
+        bundleDer: this.#roots,
+        federatesWith: entry.federatesWith,
+        expiresAt: svid.notAfter,
+      }
+    }
+    return undefined
+  }
+
+  /** The selectors of every entry for this identity. */
+  selectorsOf(spiffeId: string): string[] {
+    const out = new Set<string>()
+    for (const entry of this.#entries.values())
+      if (entry.spiffeId === spiffeId) for (const s of entry.selectors) out.add(s)
+    return [...out]
+  }
+
+  roots(): Buffer[] {
+    return this.#roots
+  }
+
   // --- IdentitySource --------------------------------------------------------------------------------
 
   x509Svids(selectors: Selector[]): X509SvidMaterial[] {

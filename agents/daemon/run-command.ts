@@ -6,11 +6,13 @@ import YAML from 'yaml'
 import { collect, UsageError } from '../../services/cli/context.ts'
 import { createLogger } from '../../services/observability/logger.ts'
 import { agentNodeAttestorNames, createAgentNodeAttestor } from '../attestation/node/registry.ts'
+import { formatHostPort, type ProxyConfig, ProxyConfigError, parseProxyConfig } from '../proxy/config.ts'
 import { createWorkloadAttestor } from '../workload/attestor.ts'
 import { DEFAULT_KUBELET_TOKEN_FILE, HttpKubeletClient } from '../workload/kubelet.ts'
 import { startWorkloadApi } from '../workload-api/server.ts'
 import { resolveSocketPath } from '../workload-api/socket-path.ts'
 import { Agent } from './agent.ts'
+import { type DataPlane, startDataPlane } from './data-plane.ts'
 
 interface RunOptions {
   server?: string
@@ -98,7 +100,7 @@ export function agentRunCommand(agent: Command): void {
       '--kubelet-insecure-skip-verify',
       'trust any kubelet certificate (kubelets often self-sign); explicit opt-in',
     )
-    .option('--proxy-config <file>', 'the mTLS proxy configuration (the data plane; not in this version)')
+    .option('--proxy-config <file>', 'the mTLS proxy configuration: mesh port, services, upstreams, egress')
     .option('--data-dir <dir>', 'agent data directory (nothing secret is stored there)')
     .option('--log-level <level>', 'info (default), debug, warn, error')
     .action(async (opts: RunOptions, cmd: Command) => {
@@ -109,8 +111,22 @@ export function agentRunCommand(agent: Command): void {
       } catch (err) {
         throw new UsageError(`cannot read --trust-bundle ${opts.trustBundle}: ${(err as Error).message}`)
       }
-      if (opts.proxyConfig)
-        throw new UsageError('--proxy-config: the mTLS proxy is not part of this version yet')
+      let proxyConfig: ProxyConfig | undefined
+      if (opts.proxyConfig) {
+        let text: string
+        try {
+          text = readFileSync(opts.proxyConfig, 'utf8')
+        } catch (err) {
+          throw new UsageError(`cannot read --proxy-config ${opts.proxyConfig}: ${(err as Error).message}`)
+        }
+        try {
+          proxyConfig = parseProxyConfig(text)
+        } catch (err) {
+          if (err instanceof ProxyConfigError)
+            throw new UsageError(`${opts.proxyConfig}:${err.line}: ${err.message.replace(/^line \d+, /, '')}`)
+          throw err
+        }
+      }
       const { name, config } = attestorConfig(opts)
       const log = createLogger((opts.logLevel ?? process.env.SIGIL_LOG_LEVEL ?? 'info') as 'info')
       let nodeAttestor: Awaited<ReturnType<typeof createAgentNodeAttestor>>
@@ -138,8 +154,30 @@ export function agentRunCommand(agent: Command): void {
         log: log.child({ component: 'workload-api' }),
       })
       log.info({ socket: socketPath, spiffeId: daemon.spiffeId }, 'Sigil agent serving the Workload API')
+      let dataPlane: DataPlane | undefined
+      if (proxyConfig) {
+        dataPlane = await startDataPlane({
+          agent: daemon,
+          config: proxyConfig,
+          attestor: workloadAttestor,
+          log: log.child({ component: 'proxy' }),
+        })
+        const a = dataPlane.addresses
+        log.info(
+          {
+            mesh: a.mesh && formatHostPort(a.mesh),
+            upstreams: Object.fromEntries(
+              Object.entries(a.upstreams).map(([k, v]) => [k, formatHostPort(v)]),
+            ),
+            egress: a.egress && formatHostPort(a.egress),
+            transparent: a.transparent && formatHostPort(a.transparent),
+          },
+          'Sigil agent proxy listening',
+        )
+      }
       const stop = async (signal: string) => {
         log.info({ signal }, 'agent shutting down')
+        await dataPlane?.close()
         await api.close()
         await daemon.close()
         process.exit(0)

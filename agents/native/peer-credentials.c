@@ -11,6 +11,8 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <node_api.h>
 
@@ -34,6 +36,7 @@ static const char *errno_name(int err) {
     case ENFILE: return "ENFILE";
     case ENOMEM: return "ENOMEM";
     case ENOSYS: return "ENOSYS";
+    case ENOENT: return "ENOENT";
     default: return "EUNKNOWN";
   }
 }
@@ -136,12 +139,60 @@ static napi_value pidfd_alive(napi_env env, napi_callback_info info) {
   return result;
 }
 
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
+// originalDst(fd) -> { address, port, family } that a connection redirected by iptables REDIRECT was
+// first addressed to (SO_ORIGINAL_DST from conntrack), or null when it was not redirected.
+static napi_value original_dst(napi_env env, napi_callback_info info) {
+  int32_t fd;
+  if (!int_arg(env, info, &fd)) return NULL;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char text[INET6_ADDRSTRLEN];
+  napi_value result, address;
+  memset(&ss, 0, sizeof ss);
+  if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len) != 0) {
+    len = sizeof ss;
+    if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len) != 0) {
+      if (errno == ENOENT || errno == ENOPROTOOPT || errno == EINVAL) {
+        napi_get_null(env, &result);
+        return result;
+      }
+      return throw_errno(env, errno, "getsockopt(SO_ORIGINAL_DST)");
+    }
+  }
+  napi_create_object(env, &result);
+  if (ss.ss_family == AF_INET) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    set_int(env, result, "port", ntohs(in->sin_port));
+    set_int(env, result, "family", 4);
+  } else if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    set_int(env, result, "port", ntohs(in6->sin6_port));
+    set_int(env, result, "family", 6);
+  } else {
+    napi_get_null(env, &result);
+    return result;
+  }
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &address);
+  napi_set_named_property(env, result, "address", address);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_enumerable, NULL },
     { "peerPidfd", NULL, peer_pidfd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pidfdOpen", NULL, pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pidfdAlive", NULL, pidfd_alive, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "originalDst", NULL, original_dst, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -15,6 +15,7 @@ interface Addon {
   peerPidfd(fd: number): number | null
   pidfdOpen(pid: number): number
   pidfdAlive(pidfd: number): boolean
+  originalDst(fd: number): { address: string; port: number; family: 4 | 6 } | null
 }
 
 const ADDON_PATH = './build/Release/sigil_native.node'
@@ -52,6 +53,14 @@ export function pidfdOpen(pid: number): number {
 /** Whether the process behind a pidfd has not exited yet. */
 export function pidfdAlive(pidfd: number): boolean {
   return load().pidfdAlive(pidfd)
+}
+
+/**
+ * Where a TCP connection redirected by iptables REDIRECT was first addressed (SO_ORIGINAL_DST), or null
+ * when it was not redirected. `fd` is the accepted socket's descriptor.
+ */
+export function originalDst(fd: number): { address: string; port: number; family: 4 | 6 } | null {
+  return load().originalDst(fd)
 }
 
 /** Throws the build hint when the addon is missing; call at start-up to fail early. */

@@ -53,6 +53,13 @@ async function authorize(request: FastifyRequest): Promise<void> {
   }
 }
 
+/** Who made a request, as the audit log and policy versions name them. */
+export function actorOf(request: FastifyRequest): string {
+  const principal = request.principal
+  if (principal) return `token:${principal.tokenId} (${principal.name})`
+  return request.agent ? `agent:${request.agent.spiffeId}` : 'anonymous'
+}
+
 async function audit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const action = request.routeOptions.config.action
   if (!action || !MUTATING.has(request.method)) return
@@ -75,11 +82,7 @@ async function audit(request: FastifyRequest, reply: FastifyReply): Promise<void
   const record: Parameters<typeof request.server.sigil.audit.record>[0] = {
     trustDomain: auditDomain,
     at: request.server.sigil.clock.now(),
-    actor: principal
-      ? `token:${principal.tokenId} (${principal.name})`
-      : request.agent
-        ? `agent:${request.agent.spiffeId}`
-        : 'anonymous',
+    actor: actorOf(request),
     action,
     target: request.url.split('?')[0]!.slice(0, 512),
     result: statusCode < 400 ? 'ok' : 'error',

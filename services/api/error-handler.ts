@@ -61,10 +61,12 @@ export function toSigilError(error: unknown): SigilError | undefined {
 }
 
 export function sendError(reply: FastifyReply, err: SigilError): FastifyReply {
-  return reply
-    .code(err.status)
-    .type('application/json')
-    .send({ error: { code: err.code, message: err.message } })
+  const error: { code: string; message: string; details?: Record<string, unknown> } = {
+    code: err.code,
+    message: err.message,
+  }
+  if (err.details) error.details = err.details
+  return reply.code(err.status).type('application/json').send({ error })
 }
 
 async function errorHandler(fastify: FastifyInstance): Promise<void> {

@@ -5,7 +5,15 @@ export const errorSchema = {
   properties: {
     error: {
       type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        details: {
+          type: 'object',
+          additionalProperties: true,
+          description: 'where in the input the problem is, when known (POLICY_INVALID: line, column, path)',
+        },
+      },
       required: ['code', 'message'],
     },
   },

@@ -4,7 +4,9 @@ import type { ApiTokenService, Principal } from '../auth/api-tokens.ts'
 import type { Authority } from '../authority/authority.ts'
 import type { SvidService } from '../authority/svids.ts'
 import type { Clock } from '../clock.ts'
+import type { FlowService } from '../flows/flow-service.ts'
 import type { Metrics } from '../observability/metrics.ts'
+import type { PolicyService } from '../policy/policy-service.ts'
 import type { EntryService } from '../registry/entries.ts'
 import type { JoinTokenService } from '../registry/join-tokens.ts'
 import type { Store } from '../store/store.ts'
@@ -22,6 +24,8 @@ export interface Services {
   apiTokens: ApiTokenService
   audit: AuditLog
   agents: AgentService
+  policies: PolicyService
+  flows: FlowService
   metrics: Metrics
   /** Whether the store and the CA answered at start-up and since. */
   ready(): Promise<boolean>

@@ -1,5 +1,7 @@
 // API representations of records: what a client may see, and nothing else (no hashes, no sealed keys).
 
+import type { CurrentPolicy } from '../policy/policy-service.ts'
+import { toPolicyJson } from '../policy/view.ts'
 import { formatSelector } from '../registry/selectors.ts'
 import type {
   AgentRecord,
@@ -12,8 +14,13 @@ import type {
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
-export function trustDomainView(td: TrustDomainRecord) {
-  return { name: td.name, createdAt: iso(td.createdAt), settings: td.settings }
+/** `policyMode` is the running policy's mode (the policy is its one source of truth), when given. */
+export function trustDomainView(
+  td: TrustDomainRecord,
+  policyMode?: TrustDomainRecord['settings']['policyMode'],
+) {
+  const settings = policyMode === undefined ? td.settings : { ...td.settings, policyMode }
+  return { name: td.name, createdAt: iso(td.createdAt), settings }
 }
 
 export function entryView(e: EntryRecord) {
@@ -82,5 +89,17 @@ export function agentView(a: AgentRecord) {
     lastSeenAt: iso(a.lastSeenAt),
     canReattest: a.canReattest,
     banned: a.banned,
+  }
+}
+
+/** A policy version: its rules spelled out (name, action, from, to; ports as integers or "LOW-HIGH"). */
+export function policyView(p: CurrentPolicy) {
+  return {
+    trustDomain: p.trustDomain,
+    version: p.version,
+    ...toPolicyJson(p.policy),
+    text: p.text,
+    updatedAt: p.updatedAt === null ? null : iso(p.updatedAt),
+    updatedBy: p.updatedBy,
   }
 }

@@ -10,6 +10,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The error's `details`, when the server sent some (POLICY_INVALID: line, column, path). */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message)
     this.name = 'ApiError'
@@ -79,8 +81,15 @@ export class ApiClient {
     const { status, text, contentType } = await this.raw(method, pathname, body)
     const json = contentType.includes('json') && text ? JSON.parse(text) : undefined
     if (status >= 400) {
-      const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error
-      throw new ApiError(status, err?.code ?? `HTTP_${status}`, err?.message ?? text.slice(0, 300))
+      const err = (
+        json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | undefined
+      )?.error
+      throw new ApiError(
+        status,
+        err?.code ?? `HTTP_${status}`,
+        err?.message ?? text.slice(0, 300),
+        err?.details,
+      )
     }
     return (json ?? text) as T
   }

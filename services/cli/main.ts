@@ -7,6 +7,8 @@ import { ApiError } from './client.ts'
 import { agentAdminCommands } from './commands/agents.ts'
 import { auditCommands } from './commands/audit.ts'
 import { entryCommands } from './commands/entry.ts'
+import { flowCommands } from './commands/flows.ts'
+import { policyCommands } from './commands/policy.ts'
 import { serverCommands } from './commands/server.ts'
 import { bundleCommands, svidCommands } from './commands/svid.ts'
 import { apiTokenCommands, tokenCommands } from './commands/tokens.ts'
@@ -38,6 +40,8 @@ apiTokenCommands(program)
 svidCommands(program)
 bundleCommands(program)
 auditCommands(program)
+policyCommands(program)
+flowCommands(program)
 const agent = program
   .command('agent')
   .description('The node agent: run it, query its Workload API, manage attested agents')

@@ -1,9 +1,11 @@
 // services/policy owns the network policy language: parsing a policy file, deciding flows, recommending
-// a policy from observed flows and exporting it to Kubernetes/Cilium. It is pure: no I/O, no store, no
-// clock, so the agent's proxy and the server can both run it and always agree.
+// a policy from observed flows and exporting it to Kubernetes/Cilium. The language modules are pure: no
+// I/O, no store, no clock, so the agent's proxy and the server can both run them and always agree. Only
+// policy-service.ts (the server's versioned policies) touches the store; the agent never loads it.
 //
 // The policy model below is shared by all of them. A Policy is only ever built by parsePolicy (or
-// recommend), so every pattern in it has already been validated.
+// recommend), so every pattern in it has already been validated; policyFromView (view.ts) rebuilds one
+// that the server validated, from its JSON view.
 import { SigilError } from '../errors.ts'
 
 export type Mode = 'baseline' | 'explicit'
@@ -43,21 +45,29 @@ export interface Policy {
   rules: Rule[]
 }
 
-/** A refused policy file. `line`/`column` are 1-based; `path` names the offending field. */
+/**
+ * A refused policy file. `line`/`column` are 1-based; `path` names the offending field; `problem` is the
+ * message without its position. The API sends `{ line, column, path }` as the error's `details`.
+ */
 export class PolicyError extends SigilError {
   override readonly name = 'PolicyError'
   readonly line: number
   readonly column: number
   readonly path: string
+  readonly problem: string
 
   constructor(
     where: { line: number; column: number; path: string },
     problem: string,
     options?: { cause?: unknown },
   ) {
-    super('POLICY_INVALID', `line ${where.line}, ${where.path || '(document)'}: ${problem}`, options)
+    super('POLICY_INVALID', `line ${where.line}, ${where.path || '(document)'}: ${problem}`, {
+      ...options,
+      details: { line: where.line, column: where.column, path: where.path },
+    })
     this.line = where.line
     this.column = where.column
     this.path = where.path
+    this.problem = problem
   }
 }

@@ -1,5 +1,6 @@
 // Canonical forms shared by both stores, so that uniqueness and lookups agree between them.
-import type { EntryPatch, EntryRecord, Selector } from './store.ts'
+import type { FlowRecord } from '../flows/flow.ts'
+import type { EntryPatch, EntryRecord, FlowQuery, FlowRetention, PolicyRecord, Selector } from './store.ts'
 
 /** Issuance records this much older than the newest one written may be pruned. */
 export const ISSUANCE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
@@ -91,4 +92,41 @@ export function byNumberThenString<T>(
 ): (a: T, b: T) => number {
   const tie = byString(str)
   return (a, b) => num(a) - num(b) || tie(a, b)
+}
+
+/** Misuse of putPolicy (a version that does not follow expectedVersion) is a TypeError, in both stores. */
+export function checkPolicyWrite(record: PolicyRecord, expectedVersion: number): void {
+  if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) {
+    throw new TypeError(`expectedVersion must be a non-negative integer, got ${expectedVersion}`)
+  }
+  if (record.version !== expectedVersion + 1) {
+    throw new TypeError(
+      `policy version ${record.version} must follow expectedVersion ${expectedVersion} (be ${expectedVersion + 1})`,
+    )
+  }
+}
+
+/** The key of a flow report in both stores: a record sent again for the same (id, side) replaces it. */
+export function flowKey(record: Pick<FlowRecord, 'id' | 'side'>): string {
+  return `${record.id}\n${record.side}`
+}
+
+/** Whether a flow passes a query's filters (not its time window or limit). */
+export function flowMatches(record: FlowRecord, query: FlowQuery): boolean {
+  if (query.verdict !== undefined && record.verdict !== query.verdict) return false
+  if (query.side !== undefined && record.side !== query.side) return false
+  const id = query.spiffeId
+  if (id !== undefined && record.source.spiffeId !== id && record.destination.spiffeId !== id) return false
+  return true
+}
+
+/** Flows that started before this are pruned. */
+export function flowPruneCutoff(retention: FlowRetention, now: number): number {
+  return now - retention.maxAgeMs
+}
+
+export function checkFlowRetention(retention: FlowRetention): void {
+  if (!(retention.maxAgeMs > 0) || !Number.isSafeInteger(retention.maxCount) || retention.maxCount < 1) {
+    throw new TypeError('flow retention needs maxAgeMs > 0 and an integer maxCount >= 1')
+  }
 }

@@ -21,6 +21,8 @@
 //   <p>{td}:agents             set     agent SPIFFE IDs
 //   <p>{td}:ag:<spiffe id>     hash    agent fields, each a JSON text (redis-agent.ts)
 //   <p>{td}:claims             zset    claimed keys by expiresAt
+//   <p>{td}:pol                zset    policy version JSON by version (the newest 100)
+//   <p>{td}:flows, {td}:flowrec zset, hash  flow "id\nside" by start, and its FlowRecord JSON
 //
 // The braces delimit the trust domain name (and make every per-domain key share a cluster hash slot),
 // so a name may not contain braces; SPIFFE trust domain names cannot anyway.
@@ -39,6 +41,9 @@ export type DomainKey =
   | 'issrec'
   | 'agents'
   | 'claims'
+  | 'pol'
+  | 'flows'
+  | 'flowrec'
   | `ag:${string}`
   | `e:${string}`
   | `ix:${'i' | 'p' | 's'}:${string}`

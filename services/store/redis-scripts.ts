@@ -18,6 +18,11 @@ local SEP = string.char(10)
 local function identity(spiffe, parent, selCanon)
   return redis.sha1hex(spiffe .. SEP .. parent .. SEP .. selCanon)
 end
+local function hdelAll(key, fields)
+  for i = 1, #fields, 1000 do
+    redis.call('HDEL', key, unpack(fields, i, math.min(i + 999, #fields)))
+  end
+end
 local function indexKeys(td, spiffe, parent, selIdx)
   local keys = { K(td, 'ix:i:' .. redis.sha1hex(spiffe)), K(td, 'ix:p:' .. redis.sha1hex(parent)) }
   for h in string.gmatch(selIdx, '%x+') do keys[#keys + 1] = K(td, 'ix:s:' .. h) end
@@ -70,6 +75,7 @@ end
 for _, id in ipairs(redis.call('SMEMBERS', K(td, 'agents'))) do redis.call('DEL', K(td, 'ag:' .. id)) end
 for _, s in ipairs({
   'td', 'roots', 'jwt', 'jwtexp', 'jt', 'entries', 'uniq', 'audit', 'iss', 'issrec', 'agents', 'claims',
+  'pol', 'flows', 'flowrec',
 }) do
   redis.call('DEL', K(td, s))
 end
@@ -314,6 +320,43 @@ local td = ARGV[2]
 if not hasDomain(td) then return missing(td) end
 redis.call('ZREMRANGEBYSCORE', K(td, 'claims'), '-inf', ARGV[5])
 return redis.call('ZADD', K(td, 'claims'), 'NX', ARGV[4], ARGV[3])
+`,
+
+  // ARGV: prefix, td, expected version, new version, JSON, history limit. Returns 1 when stored, 0 when
+  // the current version is not the expected one.
+  putPolicy: `
+local td = ARGV[2]
+if not hasDomain(td) then return missing(td) end
+local key = K(td, 'pol')
+local top = redis.call('ZREVRANGE', key, 0, 0, 'WITHSCORES')
+local current = 0
+if top[2] then current = tonumber(top[2]) end
+if current ~= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', key, ARGV[4], ARGV[5])
+redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[6]) + 1))
+publish(td, 'policy')
+return 1
+`,
+
+  // ARGV: prefix, td, prune cutoff (start < cutoff goes), max count, then per record: member ("id\nside"),
+  // start, JSON. The oldest by (start, member) go first when over the count, as the stores list them.
+  appendFlows: `
+local td = ARGV[2]
+if not hasDomain(td) then return missing(td) end
+local z, h = K(td, 'flows'), K(td, 'flowrec')
+for i = 5, #ARGV, 3 do
+  redis.call('ZADD', z, ARGV[i + 1], ARGV[i])
+  redis.call('HSET', h, ARGV[i], ARGV[i + 2])
+end
+local cutoff = '(' .. ARGV[3]
+hdelAll(h, redis.call('ZRANGEBYSCORE', z, '-inf', cutoff))
+redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
+local excess = redis.call('ZCARD', z) - tonumber(ARGV[4])
+if excess > 0 then
+  hdelAll(h, redis.call('ZRANGE', z, 0, excess - 1))
+  redis.call('ZREMRANGEBYRANK', z, 0, excess - 1)
+end
+return 1
 `,
 } as const
 

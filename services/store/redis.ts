@@ -1,5 +1,16 @@
 import { Redis } from 'ioredis'
-import { byNumberThenString, byString, entryMatches, issuancePruneCutoff } from './canonical.ts'
+import type { FlowRecord } from '../flows/flow.ts'
+import {
+  byNumberThenString,
+  byString,
+  checkFlowRetention,
+  checkPolicyWrite,
+  entryMatches,
+  flowKey,
+  flowMatches,
+  flowPruneCutoff,
+  issuancePruneCutoff,
+} from './canonical.ts'
 import { ChangeListeners, parseChangeEvent } from './events.ts'
 import { decodeAgent, encodeAgent } from './redis-agent.ts'
 import {
@@ -24,9 +35,13 @@ import {
   type EntryFilter,
   type EntryPatch,
   type EntryRecord,
+  type FlowQuery,
+  type FlowRetention,
   type IssuanceRecord,
   type JoinTokenRecord,
   type JwtKeyRecord,
+  POLICY_HISTORY_LIMIT,
+  type PolicyRecord,
   type RootCaRecord,
   type Store,
   StoreConflictError,
@@ -36,7 +51,8 @@ import {
 } from './store.ts'
 
 // 2: agents and claims (an older build would leave them behind when it deletes a trust domain).
-export const REDIS_SCHEMA_VERSION = 2
+// 3: policies and flows (the same reason).
+export const REDIS_SCHEMA_VERSION = 3
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>
 
@@ -58,6 +74,11 @@ function translate(err: unknown): unknown {
 
 function parseAll<T>(texts: string[]): T[] {
   return texts.map((text) => JSON.parse(text) as T)
+}
+
+function policyJson(p: PolicyRecord): string {
+  const { trustDomain, version, text, mode, updatedAt, updatedBy } = p
+  return JSON.stringify({ trustDomain, version, text, mode, updatedAt, updatedBy })
 }
 
 function rootJson(root: RootCaRecord): string {
@@ -465,6 +486,74 @@ export class RedisStore implements Store {
 
   async claimOnce(trustDomain: string, key: string, expiresAt: number, now: number): Promise<boolean> {
     return (await this.#run('claimOnce', checkDomainName(trustDomain), key, expiresAt, now)) === 1
+  }
+
+  async getPolicy(trustDomain: string): Promise<PolicyRecord | undefined> {
+    const [text] = await (await this.#conn()).zrevrange(this.keys.domain(trustDomain, 'pol'), 0, 0)
+    return text === undefined ? undefined : (JSON.parse(text) as PolicyRecord)
+  }
+
+  async putPolicy(record: PolicyRecord, expectedVersion: number): Promise<boolean> {
+    checkPolicyWrite(record, expectedVersion)
+    const stored = await this.#run(
+      'putPolicy',
+      checkDomainName(record.trustDomain),
+      expectedVersion,
+      record.version,
+      policyJson(record),
+      POLICY_HISTORY_LIMIT,
+    )
+    return stored === 1
+  }
+
+  async listPolicyVersions(trustDomain: string, limit: number): Promise<PolicyRecord[]> {
+    const n = Math.floor(limit)
+    if (!(n > 0)) return []
+    const redis = await this.#conn()
+    return parseAll<PolicyRecord>(await redis.zrevrange(this.keys.domain(trustDomain, 'pol'), 0, n - 1))
+  }
+
+  async appendFlows(
+    trustDomain: string,
+    records: FlowRecord[],
+    retention: FlowRetention,
+    now: number,
+  ): Promise<void> {
+    checkFlowRetention(retention)
+    const args: (string | number)[] = [
+      checkDomainName(trustDomain),
+      flowPruneCutoff(retention, now),
+      retention.maxCount,
+    ]
+    for (const r of records) args.push(flowKey(r), r.start, JSON.stringify(r))
+    await this.#run('appendFlows', ...args)
+  }
+
+  async listFlows(trustDomain: string, query: FlowQuery): Promise<FlowRecord[]> {
+    const limit = Math.floor(query.limit)
+    if (!(limit > 0)) return []
+    const z = this.keys.domain(trustDomain, 'flows')
+    const h = this.keys.domain(trustDomain, 'flowrec')
+    const max = query.until ?? '+inf'
+    const min = query.since ?? '-inf'
+    const filtered = query.verdict !== undefined || query.side !== undefined || query.spiffeId !== undefined
+    const page = filtered ? Math.max(limit * 2, 1000) : limit
+    const redis = await this.#conn()
+    const out: FlowRecord[] = []
+    // Pages by rank within the window; a flow pruned between two pages only shifts later pages by one.
+    for (let offset = 0; out.length < limit; offset += page) {
+      const members = await redis.zrevrangebyscore(z, max, min, 'LIMIT', offset, page)
+      if (members.length === 0) break
+      const texts = await redis.hmget(h, ...members)
+      for (const text of texts) {
+        if (text == null) continue
+        const record = JSON.parse(text) as FlowRecord
+        if (flowMatches(record, query)) out.push(record)
+        if (out.length === limit) break
+      }
+      if (members.length < page) break
+    }
+    return out
   }
 
   async getMeta(key: string): Promise<string | undefined> {

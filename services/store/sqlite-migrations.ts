@@ -152,6 +152,35 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX claims_expiry ON claims (trust_domain, expires_at);
     `,
   },
+  {
+    version: 3,
+    name: 'policies and flows',
+    up: `
+      CREATE TABLE policies (
+        trust_domain TEXT NOT NULL REFERENCES trust_domains (name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        updated_by TEXT NOT NULL,
+        PRIMARY KEY (trust_domain, version)
+      ) STRICT;
+
+      -- One row per (flow id, side); record is the FlowRecord as JSON, the other columns are for queries.
+      CREATE TABLE flows (
+        trust_domain TEXT NOT NULL REFERENCES trust_domains (name) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        side TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        verdict TEXT NOT NULL,
+        source_spiffe_id TEXT,
+        destination_spiffe_id TEXT,
+        record TEXT NOT NULL,
+        PRIMARY KEY (trust_domain, id, side)
+      ) STRICT;
+      CREATE INDEX flows_start ON flows (trust_domain, start, id, side);
+    `,
+  },
 ]
 
 /**

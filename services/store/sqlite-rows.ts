@@ -6,6 +6,7 @@ import type {
   EntryRecord,
   JoinTokenRecord,
   JwtKeyRecord,
+  PolicyRecord,
   RootCaRecord,
   TrustDomainRecord,
 } from './store.ts'
@@ -230,5 +231,36 @@ export function agentParams(agent: AgentRecord): AgentRow {
     last_seen_at: agent.lastSeenAt,
     can_reattest: agent.canReattest ? 1 : 0,
     banned: agent.banned ? 1 : 0,
+  }
+}
+
+export interface PolicyRow {
+  trust_domain: string
+  version: number
+  text: string
+  mode: string
+  updated_at: number
+  updated_by: string
+}
+
+export function toPolicy(row: PolicyRow): PolicyRecord {
+  return {
+    trustDomain: row.trust_domain,
+    version: row.version,
+    text: row.text,
+    mode: row.mode as PolicyRecord['mode'],
+    updatedAt: row.updated_at,
+    updatedBy: row.updated_by,
+  }
+}
+
+export function policyParams(p: PolicyRecord): PolicyRow {
+  return {
+    trust_domain: p.trustDomain,
+    version: p.version,
+    text: p.text,
+    mode: p.mode,
+    updated_at: p.updatedAt,
+    updated_by: p.updatedBy,
   }
 }

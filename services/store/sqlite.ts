@@ -1,5 +1,14 @@
 import Database from 'better-sqlite3'
-import { applyPatch, canonicalSelectors, issuancePruneCutoff, patchEntries } from './canonical.ts'
+import type { FlowRecord } from '../flows/flow.ts'
+import {
+  applyPatch,
+  canonicalSelectors,
+  checkFlowRetention,
+  checkPolicyWrite,
+  flowPruneCutoff,
+  issuancePruneCutoff,
+  patchEntries,
+} from './canonical.ts'
 import { ChangeListeners, changeEvent } from './events.ts'
 import { applyMigrations } from './sqlite-migrations.ts'
 import {
@@ -11,6 +20,8 @@ import {
   entryParams,
   type JoinTokenRow,
   type JwtKeyRow,
+  type PolicyRow,
+  policyParams,
   type RootCaRow,
   type TrustDomainRow,
   toAgent,
@@ -19,6 +30,7 @@ import {
   toEntry,
   toJoinToken,
   toJwtKey,
+  toPolicy,
   toRootCa,
   toTrustDomain,
 } from './sqlite-rows.ts'
@@ -33,9 +45,13 @@ import {
   type EntryFilter,
   type EntryPatch,
   type EntryRecord,
+  type FlowQuery,
+  type FlowRetention,
   type IssuanceRecord,
   type JoinTokenRecord,
   type JwtKeyRecord,
+  POLICY_HISTORY_LIMIT,
+  type PolicyRecord,
   type RootCaRecord,
   type Store,
   StoreConflictError,
@@ -183,6 +199,32 @@ function prepareStatements(db: Db) {
       'INSERT OR IGNORE INTO claims (trust_domain, key, expires_at) VALUES (?, ?, ?)',
     ),
 
+    policyCurrent: db.prepare<[string], PolicyRow>(
+      'SELECT * FROM policies WHERE trust_domain = ? ORDER BY version DESC LIMIT 1',
+    ),
+    policyList: db.prepare<[string, number], PolicyRow>(
+      'SELECT * FROM policies WHERE trust_domain = ? ORDER BY version DESC LIMIT ?',
+    ),
+    policyInsert: db.prepare<[PolicyRow]>(
+      `INSERT INTO policies (trust_domain, version, text, mode, updated_at, updated_by)
+       VALUES (@trust_domain, @version, @text, @mode, @updated_at, @updated_by)`,
+    ),
+    policyTrim: db.prepare<[string, number]>('DELETE FROM policies WHERE trust_domain = ? AND version <= ?'),
+
+    flowUpsert: db.prepare(
+      `INSERT OR REPLACE INTO flows (trust_domain, id, side, start, verdict, source_spiffe_id,
+         destination_spiffe_id, record)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    flowPruneAge: db.prepare<[string, number]>('DELETE FROM flows WHERE trust_domain = ? AND start < ?'),
+    flowCount: db.prepare<[string], number>('SELECT count(*) FROM flows WHERE trust_domain = ?').pluck(),
+    // Keeps the newest maxCount, in the listing order (start, then id and side, descending).
+    flowPruneCount: db.prepare<[string, string, number]>(
+      `DELETE FROM flows WHERE trust_domain = ? AND rowid IN (
+         SELECT rowid FROM flows WHERE trust_domain = ? ORDER BY start DESC, id DESC, side DESC
+         LIMIT -1 OFFSET ?)`,
+    ),
+
     metaGet: db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck(),
     metaInsert: db.prepare<[string, string]>(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING',
@@ -201,6 +243,17 @@ function entryListSql(filter: EntryFilter): string {
       WHERE trust_domain = @td AND type = @selectorType AND value = @selectorValue)`)
   }
   return `SELECT * FROM entries WHERE ${where.join(' AND ')} ORDER BY id`
+}
+
+function flowListSql(query: FlowQuery): string {
+  const where = ['trust_domain = @td', 'start >= @since', 'start <= @until']
+  if (query.verdict !== undefined) where.push('verdict = @verdict')
+  if (query.side !== undefined) where.push('side = @side')
+  if (query.spiffeId !== undefined) {
+    where.push('(source_spiffe_id = @spiffeId OR destination_spiffe_id = @spiffeId)')
+  }
+  return `SELECT record FROM flows WHERE ${where.join(' AND ')}
+    ORDER BY start DESC, id DESC, side DESC LIMIT @limit`
 }
 
 function isConstraint(err: unknown, ...codes: string[]): boolean {
@@ -230,6 +283,7 @@ export class SqliteStore implements Store {
   // Prepared on first use: the tables exist only once migrate() has run (in this or another process).
   #statements: Statements | undefined
   readonly #entryLists = new Map<string, Database.Statement<[Record<string, string>], EntryRow>>()
+  readonly #flowLists = new Map<string, Database.Statement<[Record<string, string | number>], string>>()
 
   constructor(path: string) {
     this.#db = new Database(path)
@@ -646,6 +700,87 @@ export class SqliteStore implements Store {
         return q.claimInsert.run(trustDomain, key, expiresAt).changes === 1
       })
       .immediate()
+  }
+
+  async getPolicy(trustDomain: string): Promise<PolicyRecord | undefined> {
+    const row = this.#q.policyCurrent.get(trustDomain)
+    return row && toPolicy(row)
+  }
+
+  async putPolicy(record: PolicyRecord, expectedVersion: number): Promise<boolean> {
+    checkPolicyWrite(record, expectedVersion)
+    const q = this.#q
+    const stored = this.#db
+      .transaction(() => {
+        this.#requireDomain(record.trustDomain)
+        const current = q.policyCurrent.get(record.trustDomain)?.version ?? 0
+        if (current !== expectedVersion) return false
+        q.policyInsert.run(policyParams(record))
+        q.policyTrim.run(record.trustDomain, record.version - POLICY_HISTORY_LIMIT)
+        return true
+      })
+      .immediate()
+    if (stored) this.#changed(record.trustDomain, 'policy')
+    return stored
+  }
+
+  async listPolicyVersions(trustDomain: string, limit: number): Promise<PolicyRecord[]> {
+    const n = Math.floor(limit)
+    if (!(n > 0)) return []
+    return this.#q.policyList.all(trustDomain, n).map(toPolicy)
+  }
+
+  async appendFlows(
+    trustDomain: string,
+    records: FlowRecord[],
+    retention: FlowRetention,
+    now: number,
+  ): Promise<void> {
+    checkFlowRetention(retention)
+    const q = this.#q
+    const cutoff = flowPruneCutoff(retention, now)
+    this.#db
+      .transaction(() => {
+        this.#requireDomain(trustDomain)
+        for (const r of records) {
+          q.flowUpsert.run(
+            trustDomain,
+            r.id,
+            r.side,
+            r.start,
+            r.verdict,
+            r.source.spiffeId ?? null,
+            r.destination.spiffeId ?? null,
+            JSON.stringify(r),
+          )
+        }
+        q.flowPruneAge.run(trustDomain, cutoff)
+        if ((q.flowCount.get(trustDomain) ?? 0) > retention.maxCount) {
+          q.flowPruneCount.run(trustDomain, trustDomain, retention.maxCount)
+        }
+      })
+      .immediate()
+  }
+
+  async listFlows(trustDomain: string, query: FlowQuery): Promise<FlowRecord[]> {
+    const limit = Math.floor(query.limit)
+    if (!(limit > 0)) return []
+    const sql = flowListSql(query)
+    let stmt = this.#flowLists.get(sql)
+    if (!stmt) {
+      stmt = this.#db.prepare<[Record<string, string | number>], string>(sql).pluck()
+      this.#flowLists.set(sql, stmt)
+    }
+    const params: Record<string, string | number> = {
+      td: trustDomain,
+      since: query.since ?? Number.MIN_SAFE_INTEGER,
+      until: query.until ?? Number.MAX_SAFE_INTEGER,
+      limit,
+    }
+    if (query.verdict !== undefined) params.verdict = query.verdict
+    if (query.side !== undefined) params.side = query.side
+    if (query.spiffeId !== undefined) params.spiffeId = query.spiffeId
+    return stmt.all(params).map((text) => JSON.parse(text) as FlowRecord)
   }
 
   async getMeta(key: string): Promise<string | undefined> {

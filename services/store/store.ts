@@ -9,6 +9,8 @@
 // - A write is acknowledged only once it is durable against a crash of this process.
 // - Times are milliseconds since the Unix epoch; TTLs are seconds.
 
+import type { FlowRecord, FlowSide, FlowVerdict } from '../flows/flow.ts'
+
 export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072'
 
 export interface TrustDomainSettings {
@@ -183,6 +185,40 @@ export interface ChangeEvent {
   id?: string
 }
 
+/** One version of a trust domain's network policy. Versions count 1, 2, 3, ... per trust domain. */
+export interface PolicyRecord {
+  trustDomain: string
+  version: number
+  /** The policy file as given, or the YAML generated from the API's JSON form. */
+  text: string
+  /** The mode the text says (stored beside it, so a reader need not parse the text). */
+  mode: 'baseline' | 'explicit'
+  updatedAt: number
+  /** Who set it, as the audit log names actors. */
+  updatedBy: string
+}
+
+/** The newest policy versions kept per trust domain; older ones are dropped on write. */
+export const POLICY_HISTORY_LIMIT = 100
+
+export interface FlowQuery {
+  /** Only flows with start >= since (ms), and start <= until. */
+  since?: number
+  until?: number
+  limit: number
+  verdict?: FlowVerdict
+  /** Flows whose source or destination has this SPIFFE ID. */
+  spiffeId?: string
+  side?: FlowSide
+}
+
+export interface FlowRetention {
+  /** Flows that started before now - maxAgeMs are dropped. */
+  maxAgeMs: number
+  /** At most this many flows per trust domain; the oldest (by start) go first. */
+  maxCount: number
+}
+
 export interface AuditQuery {
   limit: number
   /** Only records with seq < before. */
@@ -268,6 +304,26 @@ export interface Store {
   banAgent(trustDomain: string, spiffeId: string): Promise<boolean>
   /** Deletes an agent's record (it may attest again). False if unknown. */
   evictAgent(trustDomain: string, spiffeId: string): Promise<boolean>
+
+  // Network policy, versioned. putPolicy is a compare-and-set: it stores `record` only when the current
+  // version is `expectedVersion` (0: none yet), and record.version must be expectedVersion + 1 (else
+  // TypeError). Of concurrent writers with the same expectedVersion exactly one gets true. It keeps the
+  // newest POLICY_HISTORY_LIMIT versions and publishes a 'policy' change.
+  getPolicy(trustDomain: string): Promise<PolicyRecord | undefined>
+  putPolicy(record: PolicyRecord, expectedVersion: number): Promise<boolean>
+  /** Newest first. */
+  listPolicyVersions(trustDomain: string, limit: number): Promise<PolicyRecord[]>
+
+  // Flow reports. A flow is identified by (id, side): a record sent again replaces the earlier one.
+  // appendFlows stores the batch and prunes the trust domain's flows by age and count, atomically.
+  appendFlows(
+    trustDomain: string,
+    records: FlowRecord[],
+    retention: FlowRetention,
+    now: number,
+  ): Promise<void>
+  /** Newest first: by start, then by id and side (descending), the same order in every store. */
+  listFlows(trustDomain: string, query: FlowQuery): Promise<FlowRecord[]>
 
   /** Atomic single use of an opaque key until expiresAt (attestation replay protection). */
   claimOnce(trustDomain: string, key: string, expiresAt: number, now: number): Promise<boolean>

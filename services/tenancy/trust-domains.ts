@@ -5,9 +5,11 @@ import type { Authority } from '../authority/authority.ts'
 import { SpiffeIdError, validateTrustDomainName } from '../authority/spiffe-id.ts'
 import type { Clock } from '../clock.ts'
 import { quote, SigilError } from '../errors.ts'
+import type { PolicyService } from '../policy/policy-service.ts'
 import {
   type Store,
   StoreConflictError,
+  StoreMissingTrustDomainError,
   type TrustDomainRecord,
   type TrustDomainSettings,
 } from '../store/store.ts'
@@ -16,12 +18,21 @@ export type SettingsInput = Partial<TrustDomainSettings>
 
 const KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072'] as const
 
+/** A write that found its trust domain deleted meanwhile is TRUST_DOMAIN_NOT_FOUND; anything else as is. */
+export function trustDomainGone(err: unknown): unknown {
+  if (!(err instanceof StoreMissingTrustDomainError)) return err
+  return new SigilError('TRUST_DOMAIN_NOT_FOUND', `trust domain ${quote(err.trustDomain)} does not exist`, {
+    cause: err,
+  })
+}
+
 export class TrustDomainService {
   constructor(
     private readonly store: Store,
     private readonly authority: Authority,
     private readonly clock: Clock,
     private readonly defaults: Omit<TrustDomainSettings, 'policyMode'>,
+    private readonly policies: PolicyService,
   ) {}
 
   static validateName(name: string): void {
@@ -73,7 +84,11 @@ export class TrustDomainService {
     return td
   }
 
-  async updateSettings(name: string, input: SettingsInput): Promise<TrustDomainRecord> {
+  /**
+   * Changes the settings. The network policy is the one source of truth for the policy mode: a
+   * policyMode that differs from the running policy's writes a new policy version (by `actor`).
+   */
+  async updateSettings(name: string, input: SettingsInput, actor: string): Promise<TrustDomainRecord> {
     const td = await this.get(name)
     if (input.keyType !== undefined && input.keyType !== td.settings.keyType) {
       throw new SigilError(
@@ -82,6 +97,7 @@ export class TrustDomainService {
       )
     }
     const settings = this.#settings(td.settings, input)
+    if (input.policyMode !== undefined) await this.policies.setMode(td, input.policyMode, actor)
     const updated = await this.store.updateTrustDomainSettings(name, settings)
     if (!updated) return this.get(name)
     return updated

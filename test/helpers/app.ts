@@ -4,9 +4,11 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { Services } from '../../services/api/types.ts'
 import { buildApp } from '../../services/app.ts'
+import { createNodeAttestorRegistry } from '../../services/attestation/node/registry.ts'
 import { LocalKeyManager } from '../../services/authority/key-manager.ts'
+import { issueServerTls, loadServiceCa } from '../../services/authority/service-ca.ts'
 import { type Clock, systemClock } from '../../services/clock.ts'
-import { defaults } from '../../services/config.ts'
+import { defaults, type ServerConfig } from '../../services/config.ts'
 import { createServices, type ServiceOptions } from '../../services/context.ts'
 import { SqliteStore } from '../../services/store/sqlite.ts'
 import type { Store } from '../../services/store/store.ts'
@@ -16,6 +18,9 @@ export interface TestApp {
   services: Services
   adminToken: string
   store: Store
+  /** With `https: true`: the listening server's URL and the CA that signed its certificate. */
+  url?: string
+  caPem?: string
   /** inject() with the admin token (or `token`) and a JSON body. */
   call(
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT',
@@ -37,10 +42,16 @@ export async function buildTestApp(
     rateLimit?: { max: number; windowSeconds: number }
     signingWorkers?: number
     nodeAttestors?: ServiceOptions['nodeAttestors']
+    flows?: ServerConfig['flows']
+    /** Listen on a loopback port over HTTPS (for agents' mTLS); the node attestor registry by default. */
+    https?: boolean
   } = {},
 ): Promise<TestApp> {
   const store = opts.store ?? new SqliteStore(':memory:')
   await store.migrate()
+  const keys = new LocalKeyManager(randomBytes(32))
+  const registry = opts.https && !opts.nodeAttestors ? createNodeAttestorRegistry() : undefined
+  const nodeAttestors = opts.nodeAttestors ?? (registry && ((name: string) => registry.get(name)))
   const services = createServices({
     config: {
       intermediateTtl: defaults.intermediateTtl,
@@ -48,18 +59,33 @@ export async function buildTestApp(
       signingWorkers: opts.signingWorkers ?? 0,
       maxBatch: defaults.maxBatch,
       trustDomainDefaults: { ...defaults.trustDomainDefaults },
+      ...(opts.flows ? { flows: opts.flows } : {}),
     },
     store,
-    keys: new LocalKeyManager(randomBytes(32)),
+    keys,
     clock: opts.clock ?? systemClock,
-    ...(opts.nodeAttestors ? { nodeAttestors: opts.nodeAttestors } : {}),
+    ...(nodeAttestors ? { nodeAttestors } : {}),
   })
+  let tls: { key: string; cert: string } | undefined
+  let caPem: string | undefined
+  if (opts.https) {
+    const ca = await loadServiceCa(store, keys)
+    const issued = await issueServerTls(ca, ['127.0.0.1'])
+    tls = { key: issued.keyPem, cert: issued.certPem }
+    caPem = ca.certPem
+  }
   const app = await buildApp({
     services,
     rateLimit: opts.rateLimit ?? { max: 100_000, windowSeconds: 10 },
     logger: process.env.SIGIL_TEST_LOG ? { level: 'info' } : false,
     bodyLimit: defaults.bodyLimit,
+    ...(tls ? { https: tls } : {}),
   })
+  let url: string | undefined
+  if (opts.https) {
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    url = `https://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  }
   const { token: adminToken } = await services.apiTokens.create(undefined, {
     name: 'test-admin',
     grants: [{ trustDomain: '*', role: 'admin' }],
@@ -74,6 +100,7 @@ export async function buildTestApp(
     services,
     adminToken,
     store,
+    ...(url ? { url, caPem } : {}),
     async call(method, url, body, token) {
       const headers: Record<string, string> = {}
       const bearer = token === undefined ? adminToken : token

@@ -26,6 +26,13 @@ t.test('defaults, precedence and unknown keys', async (t) => {
   t.equal(c.trustDomainDefaults.x509DefaultTtl, 3600)
   t.equal(c.trustDomainDefaults.jwtDefaultTtl, 300)
   t.equal(c.intermediateTtl, 86400)
+  t.same(c.flows, { retention: 7 * 86400, maxPerTrustDomain: 200_000 }, 'flow retention defaults')
+  t.same(resolveConfig({ file: { flows: { retention: '2d', maxPerTrustDomain: 10 } } }).flows, {
+    retention: 2 * 86400,
+    maxPerTrustDomain: 10,
+  })
+  t.throws(() => resolveConfig({ file: { flows: { retention: '10s' } } }), /flows.retention/)
+  t.throws(() => resolveConfig({ file: { flows: { keep: 1 } } }), /unknown key "keep"/)
   const f = resolveConfig({
     cwd: '/srv',
     env: { SIGIL_LISTEN: '0.0.0.0:1' },

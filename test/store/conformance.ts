@@ -8,6 +8,7 @@ import {
   StoreMissingTrustDomainError,
 } from '../../services/store/store.ts'
 import { runAgentConformance } from './conformance-agents.ts'
+import { runPolicyConformance } from './conformance-policy.ts'
 import { runWatchConformance } from './conformance-watch.ts'
 import { apiToken, audit, entry, joinToken, jwtKey, rootCa, settings, trustDomain } from './records.ts'
 
@@ -840,4 +841,5 @@ export function runStoreConformance(t: Test, makeStore: () => Promise<Store>): v
 
   runAgentConformance(t, { open, withDomains })
   runWatchConformance(t, { open, withDomains })
+  runPolicyConformance(t, { open, withDomains })
 }

@@ -1,4 +1,5 @@
 // Record factories for the store tests (conformance and durability).
+import type { FlowRecord } from '../../services/flows/flow.ts'
 import type {
   AgentRecord,
   ApiTokenRecord,
@@ -6,6 +7,7 @@ import type {
   EntryRecord,
   JoinTokenRecord,
   JwtKeyRecord,
+  PolicyRecord,
   RootCaRecord,
   TrustDomainRecord,
   TrustDomainSettings,
@@ -134,6 +136,44 @@ export function agent(td: string, node: string, overrides: Partial<AgentRecord> 
     lastSeenAt: 1_000,
     canReattest: false,
     banned: false,
+    ...overrides,
+  }
+}
+
+export function policy(td: string, version: number, overrides: Partial<PolicyRecord> = {}): PolicyRecord {
+  return {
+    trustDomain: td,
+    version,
+    text: `# version ${version}\nmode: baseline\n`,
+    mode: 'baseline',
+    updatedAt: 1_000 + version,
+    updatedBy: `token:t${version} (admin)`,
+    ...overrides,
+  }
+}
+
+export function flow(td: string, id: string, start: number, overrides: Partial<FlowRecord> = {}): FlowRecord {
+  return {
+    id,
+    side: 'egress',
+    start,
+    durationMs: 12,
+    source: {
+      spiffeId: `spiffe://${td}/web`,
+      pid: 42,
+      path: '/usr/bin/web',
+      sha256: 'ab'.repeat(32),
+      selectors: ['unix:uid:1000', 'k8s:ns:prod'],
+      agent: `spiffe://${td}/sigil/agent/join_token/n1`,
+    },
+    destination: { spiffeId: `spiffe://${td}/db`, service: 'db', port: 5432 },
+    bytesOut: 100,
+    bytesIn: 2_000,
+    verdict: 'allowed',
+    rule: 'web-to-db',
+    reason: 'allow rule web-to-db',
+    mode: 'baseline',
+    policyVersion: 1,
     ...overrides,
   }
 }

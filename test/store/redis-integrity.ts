@@ -1,7 +1,7 @@
 // Structural checks of a Redis store's keyspace: every index and uniqueness key agrees with the records,
 // and no key belongs to nothing. Uses SCAN, so it is for tests only.
 import type { Redis } from 'ioredis'
-import { canonicalSelectors } from '../../services/store/canonical.ts'
+import { canonicalSelectors, flowKey } from '../../services/store/canonical.ts'
 import { decodeAgent } from '../../services/store/redis-agent.ts'
 import {
   decodeEntry,
@@ -11,7 +11,7 @@ import {
   spiffeIdIndex,
 } from '../../services/store/redis-entry.ts'
 import { RedisKeys } from '../../services/store/redis-keys.ts'
-import type { EntryRecord } from '../../services/store/store.ts'
+import { type EntryRecord, POLICY_HISTORY_LIMIT } from '../../services/store/store.ts'
 
 async function scanAll(redis: Redis, pattern: string): Promise<string[]> {
   const keys: string[] = []
@@ -149,6 +149,28 @@ async function checkDomain(
   const issrec = await redis.hkeys(k('issrec'))
   if (iss.length !== issrec.length || !iss.every((m) => issrec.includes(m)))
     p('issuance set and records disagree')
+
+  const pol = await redis.zrange(k('pol'), 0, -1, 'WITHSCORES')
+  if (pol.length / 2 > POLICY_HISTORY_LIMIT) p(`${pol.length / 2} policy versions kept`)
+  for (let i = 0; i < pol.length; i += 2) {
+    const text = pol[i]!
+    const record = parses(text) ? JSON.parse(text) : undefined
+    if (!record || record.version !== Number(pol[i + 1]) || record.trustDomain !== td) {
+      p(`policy version out of place: ${text.slice(0, 200)} (score ${pol[i + 1]})`)
+    }
+  }
+
+  const flows = await redis.zrange(k('flows'), 0, -1, 'WITHSCORES')
+  const flowrec = await redis.hgetall(k('flowrec'))
+  if (flows.length / 2 !== Object.keys(flowrec).length) p('flow set and records disagree in number')
+  for (let i = 0; i < flows.length; i += 2) {
+    const member = flows[i]!
+    const text = flowrec[member]
+    const record = text && parses(text) ? JSON.parse(text) : undefined
+    if (!record || flowKey(record) !== member || record.start !== Number(flows[i + 1])) {
+      p(`flow ${JSON.stringify(member)} and its record disagree`)
+    }
+  }
 }
 
 export async function redisIntegrityProblems(redis: Redis, prefix: string): Promise<string[]> {

@@ -6,7 +6,18 @@ import type { ChangeEvent } from '../../services/store/store.ts'
 import { startRedis } from '../helpers/redis-server.ts'
 import { runStoreConformance } from './conformance.ts'
 import { collect, until } from './conformance-watch.ts'
-import { agent, apiToken, audit, entry, joinToken, jwtKey, rootCa, trustDomain } from './records.ts'
+import {
+  agent,
+  apiToken,
+  audit,
+  entry,
+  flow,
+  joinToken,
+  jwtKey,
+  policy,
+  rootCa,
+  trustDomain,
+} from './records.ts'
 import { redisIntegrityProblems } from './redis-integrity.ts'
 
 const server = await startRedis(t)
@@ -60,6 +71,19 @@ t.test('a join token is single use across connections', async (t) => {
   t.equal(results.filter((r) => r.ok).length, 1, 'exactly one of 50 consumers on 5 connections')
 })
 
+t.test('a policy version is written once across connections', async (t) => {
+  const prefix = `policy-race-${++n}:`
+  const stores = Array.from({ length: 5 }, () => new RedisStore(server.url, prefix))
+  t.teardown(() => Promise.all(stores.map((s) => s.close())))
+  await stores[0]!.migrate()
+  await stores[0]!.createTrustDomain(trustDomain('a.test'), rootCa('a.test'))
+  const results = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => stores[i % 5]!.putPolicy(policy('a.test', 1, { text: `w${i}` }), 0)),
+  )
+  t.equal(results.filter(Boolean).length, 1, 'exactly one of 20 writers on 5 connections')
+  t.equal((await stores[4]!.listPolicyVersions('a.test', 10)).length, 1)
+})
+
 t.test('the keyspace stays consistent, and a deleted domain leaves no key', async (t) => {
   const prefix = `keyspace-${++n}:`
   const store = new RedisStore(server.url, prefix)
@@ -105,6 +129,15 @@ t.test('the keyspace stays consistent, and a deleted domain leaves no key', asyn
       if (i % 5 === 0) await store.banAgent(td, a.spiffeId)
       if (i % 7 === 0) await store.evictAgent(td, a.spiffeId)
       await store.claimOnce(td, `c${i}`, 2_000 + i, 1_000 + i)
+    }
+    for (let v = 1; v <= 105; v++) await store.putPolicy(policy(td, v), v - 1)
+    const retention = { maxAgeMs: 60_000, maxCount: 50 }
+    for (let i = 0; i < 120; i += 10) {
+      const batch = Array.from({ length: 10 }, (_, j) =>
+        flow(td, `f${i + j}`, now - 90_000 + (i + j) * 1_000),
+      )
+      batch.push(flow(td, `f${i}`, now - 90_000 + i * 1_000, { side: 'ingress' }))
+      await store.appendFlows(td, batch, retention, now)
     }
     await store.appendAudit(audit(td, 1))
     await store.recordIssuances([

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { SqliteStore } from '../../services/store/sqlite.ts'
 import { applyMigrations, migrations } from '../../services/store/sqlite-migrations.ts'
 import { runStoreConformance } from './conformance.ts'
-import { entry, joinToken, rootCa, trustDomain } from './records.ts'
+import { entry, joinToken, policy, rootCa, trustDomain } from './records.ts'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const MIGRATE = fileURLToPath(new URL('./fixtures/migrate.ts', import.meta.url))
@@ -145,4 +145,17 @@ t.test('a join token is single use across connections', async (t) => {
     Array.from({ length: 50 }, (_, i) => stores[i % 4]!.consumeJoinToken('a.test', 'h', 1)),
   )
   t.equal(results.filter((r) => r.ok).length, 1, 'exactly one connection consumed it')
+})
+
+t.test('a policy version is written once across connections', async (t) => {
+  const file = tempFile(t)
+  const stores = Array.from({ length: 4 }, () => new SqliteStore(file))
+  t.teardown(() => Promise.all(stores.map((s) => s.close())))
+  await stores[0]!.migrate()
+  await stores[0]!.createTrustDomain(trustDomain('a.test'), rootCa('a.test'))
+  const results = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => stores[i % 4]!.putPolicy(policy('a.test', 1, { text: `w${i}` }), 0)),
+  )
+  t.equal(results.filter(Boolean).length, 1, 'exactly one connection stored version 1')
+  t.equal((await stores[3]!.listPolicyVersions('a.test', 10)).length, 1)
 })

@@ -1,14 +1,84 @@
 // The agent-facing API: attestation (no credentials: the evidence is the credential), then mTLS with the
-// agent's X509-SVID for renewal, SVIDs of the entries it may serve, and the push stream of its state.
+// agent's X509-SVID for renewal, SVIDs of the entries it may serve, the push stream of its state (entries,
+// bundle, network policy), and the flow reports of its proxy.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { bundlePem, spiffeBundle } from '../../authority/bundle.ts'
 import { SigilError } from '../../errors.ts'
+import type { FlowRecord } from '../../flows/flow.ts'
+import { FLOW_ID_PATTERN } from '../../flows/flow-service.ts'
+import { toPolicyJson } from '../../policy/view.ts'
 import type { ChangeEvent } from '../../store/store.ts'
 import { TrustDomainService } from '../../tenancy/trust-domains.ts'
+import { spiffeId } from '../schemas.ts'
 import { agentView, entryView } from '../views.ts'
 
 const b64 = { type: 'string', maxLength: 65536 } as const
+const selectors = { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 1024 } } as const
+const count = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const
+
+/** One FlowRecord (services/flows/flow.ts). `agent` is accepted but set by the server, never taken. */
+const flowRecordSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'id',
+    'side',
+    'start',
+    'durationMs',
+    'source',
+    'destination',
+    'bytesOut',
+    'bytesIn',
+    'verdict',
+    'reason',
+    'mode',
+    'policyVersion',
+  ],
+  properties: {
+    id: { type: 'string', pattern: FLOW_ID_PATTERN },
+    side: { type: 'string', enum: ['egress', 'ingress'] },
+    start: { ...count, description: 'ms since the epoch' },
+    durationMs: count,
+    source: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        spiffeId,
+        pid: { type: 'integer', minimum: 1, maximum: 2 ** 31 },
+        path: { type: 'string', minLength: 1, maxLength: 4096 },
+        sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+        selectors,
+        agent: { ...spiffeId, description: "ignored: the server sets the reporting agent's own side" },
+      },
+    },
+    destination: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['port'],
+      properties: {
+        spiffeId,
+        fqdn: { type: 'string', minLength: 1, maxLength: 254 },
+        service: { type: 'string', minLength: 1, maxLength: 253 },
+        port: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 65535,
+          description: '0 when not known (refused before the far side named it)',
+        },
+        selectors,
+        agent: { ...spiffeId, description: "ignored: the server sets the reporting agent's own side" },
+      },
+    },
+    bytesOut: count,
+    bytesIn: count,
+    verdict: { type: 'string', enum: ['allowed', 'denied', 'unidentified'] },
+    rule: { type: 'string', minLength: 1, maxLength: 128 },
+    reason: { type: 'string', maxLength: 1024 },
+    mode: { type: 'string', enum: ['baseline', 'explicit'] },
+    policyVersion: count,
+  },
+} as const
 const tags = ['agent API']
 
 function csrOf(value: string): Buffer {
@@ -21,7 +91,7 @@ function chainView(chainDer: Buffer[]) {
 }
 
 export default async function agentApiRoutes(fastify: FastifyInstance): Promise<void> {
-  const { agents, trustDomains, authority, store, clock } = fastify.sigil
+  const { agents, trustDomains, authority, store, clock, flows, policies } = fastify.sigil
 
   fastify.post<{
     Body: {
@@ -178,6 +248,31 @@ export default async function agentApiRoutes(fastify: FastifyInstance): Promise<
     },
   )
 
+  // Flow reports are data, not admin actions: not audited per call (the records themselves are kept).
+  fastify.post<{ Body: { flows: FlowRecord[] } }>(
+    '/v1/agent/flows',
+    {
+      bodyLimit: 4 * 1024 * 1024,
+      config: { auth: { kind: 'agent' } },
+      schema: {
+        tags,
+        summary:
+          "Report flows the agent's proxy handled; stored in the agent's trust domain. A batch is stored whole or not at all",
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['flows'],
+          properties: { flows: { type: 'array', minItems: 1, maxItems: 1000, items: flowRecordSchema } },
+        },
+      },
+    },
+    async (request) => {
+      const agent = request.agent!
+      const td = await trustDomains.get(agent.trustDomain)
+      return { accepted: await flows.ingest(td, agent, request.body.flows) }
+    },
+  )
+
   // The push stream (server-sent events): the agent's entries and bundle now, and again after every
   // change that concerns its trust domain, so a new or changed entry reaches the agent at once.
   fastify.get(
@@ -186,7 +281,8 @@ export default async function agentApiRoutes(fastify: FastifyInstance): Promise<
       config: { auth: { kind: 'agent' } },
       schema: {
         tags,
-        summary: "Server-sent events: `state` with the agent's entries and bundle, on every change",
+        summary:
+          "Server-sent events: `state` with the agent's entries, bundle and network policy, on every change",
       },
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
@@ -195,14 +291,17 @@ export default async function agentApiRoutes(fastify: FastifyInstance): Promise<
         const td = await trustDomains.get(principal.trustDomain)
         const agent = await store.getAgent(td.name, principal.spiffeId)
         if (!agent || agent.banned) return undefined
-        const [entries, bundle] = await Promise.all([
+        const [entries, bundle, policy] = await Promise.all([
           agents.authorizedEntries(td, agent),
           authority.bundle(td.name),
+          policies.get(td),
         ])
         return {
           agent: agentView(agent),
           entries: entries.map(entryView),
           bundle: { pem: bundlePem(bundle), spiffe: spiffeBundle(bundle) },
+          // The network policy the agent's proxy enforces (policyFromView rebuilds it).
+          policy: { version: policy.version, ...toPolicyJson(policy.policy) },
         }
       }
       reply.hijack()

@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import { canSee } from '../../auth/api-tokens.ts'
+import type { TrustDomainRecord } from '../../store/store.ts'
 import type { SettingsInput } from '../../tenancy/trust-domains.ts'
+import { actorOf } from '../auth.ts'
 import { settingsSchema, trustDomainParams, withErrors } from '../schemas.ts'
 import { trustDomainView } from '../views.ts'
 
 export default async function trustDomainRoutes(fastify: FastifyInstance): Promise<void> {
-  const { trustDomains } = fastify.sigil
+  const { trustDomains, policies } = fastify.sigil
+  const view = async (td: TrustDomainRecord) => trustDomainView(td, await policies.mode(td))
 
   fastify.post<{ Body: { name: string; settings?: SettingsInput } }>(
     '/v1/trust-domains',
@@ -41,7 +44,8 @@ export default async function trustDomainRoutes(fastify: FastifyInstance): Promi
     },
     async (request) => {
       const all = await trustDomains.list()
-      return { trustDomains: all.filter((td) => canSee(request.principal!, td.name)).map(trustDomainView) }
+      const visible = all.filter((td) => canSee(request.principal!, td.name))
+      return { trustDomains: await Promise.all(visible.map(view)) }
     },
   )
 
@@ -51,7 +55,7 @@ export default async function trustDomainRoutes(fastify: FastifyInstance): Promi
       config: { auth: { kind: 'trust-domain', role: 'viewer' } },
       schema: { tags: ['trust domains'], summary: 'Show a trust domain', params: trustDomainParams },
     },
-    async (request) => trustDomainView(await trustDomains.get(request.params.trustDomain)),
+    async (request) => view(await trustDomains.get(request.params.trustDomain)),
   )
 
   fastify.patch<{ Params: { trustDomain: string }; Body: { settings: SettingsInput } }>(
@@ -60,7 +64,8 @@ export default async function trustDomainRoutes(fastify: FastifyInstance): Promi
       config: { auth: { kind: 'trust-domain', role: 'admin' }, action: 'trust-domain.update' },
       schema: {
         tags: ['trust domains'],
-        summary: "Change a trust domain's settings (TTL limits, policy mode)",
+        summary:
+          "Change a trust domain's settings (TTL limits, policy mode: a new policy mode writes a new policy version)",
         params: trustDomainParams,
         body: {
           type: 'object',
@@ -71,7 +76,13 @@ export default async function trustDomainRoutes(fastify: FastifyInstance): Promi
       },
     },
     async (request) =>
-      trustDomainView(await trustDomains.updateSettings(request.params.trustDomain, request.body.settings)),
+      view(
+        await trustDomains.updateSettings(
+          request.params.trustDomain,
+          request.body.settings,
+          actorOf(request),
+        ),
+      ),
   )
 
   fastify.delete<{ Params: { trustDomain: string } }>(

@@ -6,7 +6,9 @@ resource "sigil_trust_domain" "this" {
   x509_max_ttl     = var.ttls.x509_max
   jwt_default_ttl  = var.ttls.jwt_default
   jwt_max_ttl      = var.ttls.jwt_max
-  policy_mode      = var.policy_mode
+  # With a policy, its mode is the one source of truth (a trust domain's policy_mode writes a policy
+  # version): the trust domain then leaves the mode to sigil_policy.this.
+  policy_mode = var.policy == null ? var.policy_mode : null
 }
 
 locals {
@@ -56,4 +58,30 @@ resource "sigil_join_token" "this" {
   trust_domain = sigil_trust_domain.this.name
   ttl          = var.join_token.ttl
   spiffe_id    = var.join_token.spiffe_id
+}
+
+resource "sigil_policy" "this" {
+  count = var.policy == null ? 0 : 1
+
+  trust_domain = sigil_trust_domain.this.name
+  mode         = coalesce(var.policy.mode, var.policy_mode)
+  allow_within = var.policy.allow_within
+
+  dynamic "rule" {
+    for_each = var.policy.rules
+    content {
+      name   = rule.value.name
+      action = rule.value.action
+      from {
+        spiffe_id = rule.value.from.spiffe_id
+        selector  = rule.value.from.selector
+      }
+      to {
+        spiffe_id = rule.value.to.spiffe_id
+        selector  = rule.value.to.selector
+        fqdn      = rule.value.to.fqdn
+        ports     = rule.value.to.ports
+      }
+    }
+  }
 }

@@ -28,3 +28,8 @@ output "join_token_expires_at" {
   description = "When the join token stops being usable (RFC 3339), or null."
   value       = one(sigil_join_token.this[*].expires_at)
 }
+
+output "policy_version" {
+  description = "The version of the trust domain's policy after this configuration was applied, or null when `policy` is not set."
+  value       = one(sigil_policy.this[*].version)
+}

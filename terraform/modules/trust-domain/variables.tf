@@ -39,7 +39,7 @@ variable "ttls" {
 }
 
 variable "policy_mode" {
-  description = "How agents enforce network policy: `baseline` (observe, report unidentified traffic) or `explicit` (only what a rule allows)."
+  description = "How agents enforce network policy: `baseline` (observe, report unidentified traffic) or `explicit` (only what a rule allows). With `policy` set, this is the default of `policy.mode`, and the policy alone sets the mode."
   type        = string
   default     = "baseline"
 
@@ -106,5 +106,79 @@ variable "join_token" {
   validation {
     condition     = var.join_token == null ? true : (var.join_token.spiffe_id == null ? true : startswith(var.join_token.spiffe_id, "spiffe://${var.name}/sigil/agent/"))
     error_message = "join_token.spiffe_id must be an agent ID in this trust domain: spiffe://NAME/sigil/agent/..."
+  }
+}
+
+variable "policy" {
+  description = <<-EOT
+    The trust domain's network policy (a `sigil_policy`), or null to leave the policy alone. `mode`
+    (default: `policy_mode`), `allow_within` (selector keys such as `k8s:ns`), and `rules`, in order, each:
+    `name`, optional `action` (`allow` or `deny`, default `allow`), `from` (`spiffe_id` and/or `selector`)
+    and `to` (`spiffe_id`, `selector` or `fqdn`, optional `ports` such as `["5432", "8000-8100"]`).
+  EOT
+  type = object({
+    mode         = optional(string)
+    allow_within = optional(list(string), [])
+    rules = optional(list(object({
+      name   = string
+      action = optional(string, "allow")
+      from = object({
+        spiffe_id = optional(string)
+        selector  = optional(string)
+      })
+      to = object({
+        spiffe_id = optional(string)
+        selector  = optional(string)
+        fqdn      = optional(string)
+        ports     = optional(list(string))
+      })
+    })), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.policy == null ? true : (var.policy.mode == null ? true : contains(["baseline", "explicit"], var.policy.mode))
+    error_message = "policy.mode must be baseline or explicit."
+  }
+
+  validation {
+    condition = var.policy == null ? true : alltrue([
+      for r in var.policy.rules :
+      can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", r.name)) && contains(["allow", "deny"], r.action)
+    ])
+    error_message = "Every policy rule needs a name of 1 to 128 letters, digits, '.', '-' and '_' (starting with a letter or digit), and an action of allow or deny."
+  }
+
+  validation {
+    condition     = var.policy == null ? true : length(distinct([for r in var.policy.rules : r.name])) == length(var.policy.rules)
+    error_message = "Policy rule names must be unique."
+  }
+
+  validation {
+    condition = var.policy == null ? true : alltrue([
+      for r in var.policy.rules :
+      (r.from.spiffe_id != null || r.from.selector != null) &&
+      (r.to.spiffe_id != null || r.to.selector != null || r.to.fqdn != null) &&
+      !(r.to.spiffe_id != null && r.to.fqdn != null)
+    ])
+    error_message = "Every policy rule's from needs a spiffe_id or a selector, and its to a spiffe_id, a selector or an fqdn (fqdn and spiffe_id cannot be combined: write two rules)."
+  }
+
+  validation {
+    condition = var.policy == null ? true : alltrue([
+      for r in var.policy.rules : alltrue([
+        for id in compact([r.from.spiffe_id, r.to.spiffe_id]) : startswith(id, "spiffe://${var.name}/")
+      ])
+    ])
+    error_message = "Policy rules may only name SPIFFE IDs of this trust domain (spiffe://NAME/...; a whole path segment may be *)."
+  }
+
+  validation {
+    condition = var.policy == null ? true : alltrue([
+      for r in var.policy.rules : r.to.ports == null ? true : length(r.to.ports) > 0 && alltrue([
+        for p in r.to.ports : can(regex("^[0-9]{1,5}(-[0-9]{1,5})?$", p)) && alltrue([for n in split("-", p) : try(tonumber(n) >= 1 && tonumber(n) <= 65535, false)])
+      ])
+    ])
+    error_message = "Policy ports must be ports (\"443\") or ranges (\"8000-8100\") between 1 and 65535; leave ports out (null) to allow every port."
   }
 }

@@ -1,4 +1,5 @@
-# A trust domain, a node entry, a workload entry under it, and a join token for the node's agent.
+# A trust domain, a node entry, a workload entry under it, the trust domain's network policy, and a
+# join token for the node's agent.
 #
 # The provider reads SIGIL_SERVER, SIGIL_TOKEN and SIGIL_CA_BUNDLE (see ../../README.md).
 
@@ -17,11 +18,11 @@ variable "trust_domain" {
   default = "quickstart.example.org"
 }
 
+# The policy mode is set by sigil_policy.this below, so policy_mode is left unset here.
 resource "sigil_trust_domain" "this" {
   name         = var.trust_domain
   x509_max_ttl = "12h"
   jwt_max_ttl  = "1h"
-  policy_mode  = "baseline"
 }
 
 # The agent that attests with the join token below becomes .../sigil/agent/join_token/node-1; this entry
@@ -42,6 +43,47 @@ resource "sigil_registration_entry" "web" {
   dns_names    = ["web.${sigil_trust_domain.this.name}"]
 }
 
+# Who may talk to whom. In baseline mode everything else still gets through and is reported (see
+# `sigil flows graph` and `sigil policy recommend`); switch to "explicit" once the rules cover it all.
+resource "sigil_policy" "this" {
+  trust_domain = sigil_trust_domain.this.name
+  mode         = "baseline"
+  allow_within = ["k8s:ns"]
+
+  rule {
+    name = "web-to-db"
+    from {
+      spiffe_id = sigil_registration_entry.web.spiffe_id
+    }
+    to {
+      spiffe_id = "spiffe://${sigil_trust_domain.this.name}/db"
+      ports     = ["5432"]
+    }
+  }
+
+  rule {
+    name = "web-to-s3"
+    from {
+      spiffe_id = sigil_registration_entry.web.spiffe_id
+    }
+    to {
+      fqdn  = "*.s3.amazonaws.com"
+      ports = ["443"]
+    }
+  }
+
+  rule {
+    name   = "no-debug-shells"
+    action = "deny"
+    from {
+      selector = "unix:path:/bin/sh"
+    }
+    to {
+      spiffe_id = "spiffe://${sigil_trust_domain.this.name}/db"
+    }
+  }
+}
+
 resource "sigil_join_token" "node_1" {
   trust_domain = sigil_trust_domain.this.name
   ttl          = "24h"
@@ -54,6 +96,10 @@ data "sigil_bundle" "this" {
 
 output "web_entry_id" {
   value = sigil_registration_entry.web.id
+}
+
+output "policy_version" {
+  value = sigil_policy.this.version
 }
 
 output "bundle_sequence" {

@@ -184,6 +184,9 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// Details is the error's optional `details` object as the server sent it (e.g. the line, column
+	// and path of a refused policy field), or nil.
+	Details json.RawMessage
 	Method  string
 	Path    string
 }
@@ -334,12 +337,17 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 func decodeError(resp *http.Response, data []byte, method, path string) error {
 	var shape struct {
 		Error *struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
+			Code    string          `json:"code"`
+			Message string          `json:"message"`
+			Details json.RawMessage `json:"details"`
 		} `json:"error"`
 	}
 	if json.Unmarshal(data, &shape) == nil && shape.Error != nil && shape.Error.Code != "" {
-		return &APIError{Status: resp.StatusCode, Code: shape.Error.Code, Message: shape.Error.Message, Method: method, Path: path}
+		details := shape.Error.Details
+		if string(details) == "null" {
+			details = nil
+		}
+		return &APIError{Status: resp.StatusCode, Code: shape.Error.Code, Message: shape.Error.Message, Details: details, Method: method, Path: path}
 	}
 	text := strings.TrimSpace(string(data))
 	if len(text) > 300 {

@@ -38,7 +38,7 @@ func TestSchemas(t *testing.T) {
 	for name, s := range resp.DataSourceSchemas {
 		check("data source", name, s)
 	}
-	for _, want := range []string{"sigil_trust_domain", "sigil_registration_entry", "sigil_join_token"} {
+	for _, want := range []string{"sigil_trust_domain", "sigil_registration_entry", "sigil_join_token", "sigil_policy"} {
 		if resp.ResourceSchemas[want] == nil {
 			t.Errorf("resource %s is missing", want)
 		}

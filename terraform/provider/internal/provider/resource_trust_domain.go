@@ -98,7 +98,9 @@ func (r *trustDomainResource) Schema(_ context.Context, _ resource.SchemaRequest
 				Optional: true,
 				Computed: true,
 				MarkdownDescription: "How agents enforce network policy: `baseline` (observe, let unidentified traffic through " +
-					"and report it) or `explicit` (only what a rule allows). Changed in place. Defaults to `baseline`.",
+					"and report it) or `explicit` (only what a rule allows). Changed in place. Defaults to `baseline`. " +
+					"The mode belongs to the trust domain's network policy, and changing it writes a new policy version: " +
+					"when a `sigil_policy` manages the policy, leave this unset and set the policy's `mode` instead.",
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 				Validators:    []validator.String{stringvalidator.OneOf(policyModes...)},
 			},
