@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-# System packages the tests use: real redis-server (store tests), openssl and curl (clients).
-APT_PACKAGES=(redis-server openssl curl ca-certificates build-essential python3)
+# System packages the tests use: real redis-server (store tests), openssl and curl (clients), iptables and
+# iproute2 (transparent mode in a network namespace), haproxy (the reference in `npm run bench`).
+APT_PACKAGES=(redis-server openssl curl ca-certificates build-essential python3 iptables iproute2 haproxy)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -156,6 +156,9 @@ export function agentRunCommand(agent: Command): void {
       log.info({ socket: socketPath, spiffeId: daemon.spiffeId }, 'Sigil agent serving the Workload API')
       let dataPlane: DataPlane | undefined
       if (proxyConfig) {
+        // Listen once the first entries have their SVIDs, so the first connections are identified (a
+        // server that is slow to answer delays the proxy by at most 10 s; it then starts regardless).
+        await Promise.race([daemon.whenSynced(), new Promise((r) => setTimeout(r, 10_000).unref())])
         dataPlane = await startDataPlane({
           agent: daemon,
           config: proxyConfig,

@@ -21,11 +21,14 @@ export function startAgentProcess(opts: {
   dir: string
   socket: string
   env?: Record<string, string>
+  /** More `sigil agent run` arguments (e.g. --proxy-config FILE). */
+  args?: string[]
 }): AgentProcess {
   const caFile = path.join(opts.dir, 'server-ca.pem')
   writeFileSync(caFile, opts.caPem)
   const args = [sigilBin, '--server', opts.serverUrl, 'agent', 'run', '--trust-domain', opts.trustDomain]
   args.push('--trust-bundle', caFile, '--join-token', opts.joinToken, '--socket', opts.socket)
+  args.push(...(opts.args ?? []))
   const proc = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },

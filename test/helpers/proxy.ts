@@ -90,8 +90,9 @@ export async function runClient(
   port: number,
   input: string,
   timeoutMs = 15_000,
+  host = '127.0.0.1',
 ): Promise<ClientRun> {
-  const child = spawn(bin, ['127.0.0.1', String(port)], {
+  const child = spawn(bin, [host, String(port)], {
     stdio: ['pipe', 'pipe', 'pipe'],
     timeout: timeoutMs,
   })
