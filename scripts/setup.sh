@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # System packages the tests use: real redis-server (store tests), openssl and curl (clients), iptables and
-# iproute2 (transparent mode in a network namespace), haproxy (the reference in `npm run bench`).
-APT_PACKAGES=(redis-server openssl curl ca-certificates build-essential python3 iptables iproute2 haproxy)
+# iproute2 (transparent mode and the tunnel test in network namespaces), tcpdump (the capture at the
+# broker), haproxy (the reference in `npm run bench`), Debian's chromium and a font (the console's browser
+# tests drive it through playwright-core; no browser download).
+APT_PACKAGES=(redis-server openssl curl ca-certificates build-essential python3 iptables iproute2 haproxy
+  tcpdump chromium fonts-dejavu-core)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -35,6 +38,10 @@ npm ci --no-audit --no-fund --loglevel=error
 say "building the agent's native addon (SO_PEERCRED, pidfd)"
 npm run --silent build:native >/dev/null \
   || { say "the native addon failed to build: it needs gcc, make, python3 and Node's headers (Debian: apt-get install build-essential nodejs)"; exit 1; }
+
+say "building the web console (services/console/dist)"
+npm run --silent build:console \
+  || { say "the console failed to build: run npm run build:console to see why"; exit 1; }
 
 node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()" \
   || { say "better-sqlite3 failed to load; run: npm rebuild better-sqlite3"; exit 1; }

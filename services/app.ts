@@ -15,12 +15,15 @@ import authorityRoutes from './api/routes/authority.ts'
 import bundleRoutes from './api/routes/bundle.ts'
 import consoleRoutes from './api/routes/console.ts'
 import entryRoutes from './api/routes/entries.ts'
+import federationRoutes from './api/routes/federation.ts'
 import flowRoutes from './api/routes/flows.ts'
 import healthRoutes from './api/routes/health.ts'
 import joinTokenRoutes from './api/routes/join-tokens.ts'
 import policyRoutes from './api/routes/policy.ts'
+import sessionRoutes from './api/routes/sessions.ts'
 import svidRoutes from './api/routes/svids.ts'
 import trustDomainRoutes from './api/routes/trust-domains.ts'
+import tunnelRoutes from './api/routes/tunnels.ts'
 import type { Services } from './api/types.ts'
 import { SigilError } from './errors.ts'
 import { hashToken } from './registry/join-tokens.ts'
@@ -28,6 +31,8 @@ import { hashToken } from './registry/join-tokens.ts'
 export interface AppOptions {
   services: Services
   rateLimit: { max: number; windowSeconds: number }
+  /** Where the built console is; services/console/dist by default. */
+  consoleDist?: string
 }
 
 async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
@@ -63,7 +68,8 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(auth)
 
   await fastify.register(healthRoutes)
-  await fastify.register(consoleRoutes)
+  await fastify.register(consoleRoutes, opts.consoleDist ? { dist: opts.consoleDist } : {})
+  await fastify.register(sessionRoutes)
   await fastify.register(trustDomainRoutes)
   await fastify.register(entryRoutes)
   await fastify.register(joinTokenRoutes)
@@ -75,6 +81,8 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(agentRoutes)
   await fastify.register(policyRoutes)
   await fastify.register(flowRoutes)
+  await fastify.register(federationRoutes)
+  await fastify.register(tunnelRoutes)
   await fastify.register(agentApiRoutes)
 }
 
@@ -128,6 +136,10 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     }
   }
   const fastify = Fastify(serverOptions) as unknown as FastifyInstance
-  await fastify.register(sigilApp, { services: opts.services, rateLimit: opts.rateLimit })
+  await fastify.register(sigilApp, {
+    services: opts.services,
+    rateLimit: opts.rateLimit,
+    ...(opts.consoleDist ? { consoleDist: opts.consoleDist } : {}),
+  })
   return fastify
 }

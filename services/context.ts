@@ -9,8 +9,12 @@ import { ApiTokenService } from './auth/api-tokens.ts'
 import { Authority } from './authority/authority.ts'
 import type { KeyManager } from './authority/key-manager.ts'
 import { SvidService } from './authority/svids.ts'
+import { TunnelService } from './broker/tunnels.ts'
 import type { Clock } from './clock.ts'
 import { defaults, type ServerConfig } from './config.ts'
+import { ConsoleService } from './console/console-service.ts'
+import { FederationService } from './federation/federation-service.ts'
+import type { BundleFetcher } from './federation/fetch-bundle.ts'
 import { FlowService } from './flows/flow-service.ts'
 import { Metrics } from './observability/metrics.ts'
 import { PolicyService } from './policy/policy-service.ts'
@@ -26,6 +30,10 @@ export interface ServiceOptions {
   > & {
     /** Flow retention; the defaults of config.ts when absent. */
     flows?: ServerConfig['flows']
+    /** Federation settings; the defaults of config.ts when absent. */
+    federation?: ServerConfig['federation']
+    /** Console sessions and single sign-on; the defaults of config.ts (no SSO) when absent. */
+    console?: ServerConfig['console']
   }
   store: Store
   keys: KeyManager
@@ -34,6 +42,10 @@ export interface ServiceOptions {
   processMetrics?: boolean
   /** Looks up a node attestor by name (the attestation registry). */
   nodeAttestors?: (name: string) => ServerNodeAttestor | undefined
+  /** The federation service's log (the server names its component); `log` when absent. */
+  federationLog?: ServiceOptions['log']
+  /** Fetches foreign bundles (a dialing seam for tests); HTTPS by default. */
+  fetchBundle?: BundleFetcher
 }
 
 export function createServices(opts: ServiceOptions): Services {
@@ -54,7 +66,14 @@ export function createServices(opts: ServiceOptions): Services {
     retentionMs: flowConfig.retention * 1000,
     maxPerTrustDomain: flowConfig.maxPerTrustDomain,
   })
-  const policies = new PolicyService(store, clock, flows)
+  const federation = new FederationService(store, clock, {
+    refreshHintSeconds: (config.federation ?? defaults.federation).refreshHint,
+    ...((opts.federationLog ?? opts.log) ? { log: opts.federationLog ?? opts.log } : {}),
+    ...(opts.fetchBundle ? { fetch: opts.fetchBundle } : {}),
+  })
+  const policies = new PolicyService(store, clock, flows, federation)
+  const apiTokens = new ApiTokenService(store, clock)
+  const consoleConfig = config.console ?? { sessionTtl: defaults.console.sessionTtl }
   return {
     clock,
     store,
@@ -62,6 +81,8 @@ export function createServices(opts: ServiceOptions): Services {
     trustDomains: new TrustDomainService(store, authority, clock, config.trustDomainDefaults, policies),
     policies,
     flows,
+    federation,
+    tunnels: new TunnelService(store, clock),
     entries: new EntryService(store, clock),
     joinTokens,
     agents: new AgentService(
@@ -73,7 +94,8 @@ export function createServices(opts: ServiceOptions): Services {
       opts.nodeAttestors ?? (() => undefined),
     ),
     svids: new SvidService(authority, config.maxBatch),
-    apiTokens: new ApiTokenService(store, clock),
+    apiTokens,
+    console: new ConsoleService({ store, keys: opts.keys, clock, config: consoleConfig }, apiTokens),
     audit: new AuditLog(store),
     metrics: new Metrics({ processMetrics: opts.processMetrics ?? false }),
     async ready() {

@@ -11,9 +11,11 @@ import { createNodeAttestorRegistry } from './attestation/node/registry.ts'
 import { bootstrapAdminToken } from './auth/bootstrap.ts'
 import { LocalKeyManager, loadKek } from './authority/key-manager.ts'
 import { issueServerTls, loadServiceCa } from './authority/service-ca.ts'
+import { startBroker } from './broker/start.ts'
 import { systemClock } from './clock.ts'
 import type { ServerConfig } from './config.ts'
 import { createServices } from './context.ts'
+import { FederationRefresher } from './federation/refresher.ts'
 import { createLogger } from './observability/logger.ts'
 import { openStore } from './store/open.ts'
 
@@ -21,6 +23,8 @@ export interface RunningServer {
   url: string
   app: FastifyInstance
   services: Services
+  /** The embedded tunnel broker's address, when broker.listen is set. */
+  broker?: { host: string; port: number }
   close(): Promise<void>
 }
 
@@ -38,6 +42,7 @@ export async function startServer(
     keys,
     clock: systemClock,
     log: log.child({ component: 'authority' }),
+    federationLog: log.child({ component: 'federation' }),
     processMetrics: true,
     nodeAttestors: (name) => nodeAttestors.get(name),
   })
@@ -69,19 +74,40 @@ export async function startServer(
     'Sigil trust service listening',
   )
 
+  const broker = config.broker
+    ? await startBroker(services, {
+        listen: config.broker.listen,
+        serviceCa,
+        serverNames: config.serverNames,
+        log: log.child({ component: 'broker' }) as Logger,
+      })
+    : undefined
+
   const timer = setInterval(() => {
     services.authority.tick().catch((err) => log.error({ err }, 'CA rotation check failed'))
   }, 30_000)
   timer.unref()
+
+  // Foreign bundles are refreshed in every replica; the store keeps the writes idempotent.
+  const refresher = new FederationRefresher({
+    store,
+    federation: services.federation,
+    clock: systemClock,
+    log: log.child({ component: 'federation' }),
+  })
+  refresher.start()
 
   let closing: Promise<void> | undefined
   return {
     url,
     app,
     services,
+    ...(broker ? { broker: { host: broker.host, port: broker.port } } : {}),
     close() {
       closing ??= (async () => {
         clearInterval(timer)
+        await refresher.close()
+        await broker?.close()
         await app.close()
         await services.authority.close()
         await store.close()

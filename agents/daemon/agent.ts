@@ -5,7 +5,7 @@
 
 import { X509Certificate } from 'node:crypto'
 import type { AgentNodeAttestor } from '../attestation/node/node-attestor.ts'
-import { type BundleState, type EntryState, IdentityCache } from './identity-cache.ts'
+import { type BundleState, type EntryState, type FederatedBundles, IdentityCache } from './identity-cache.ts'
 import { keyAndCsr, toPem } from './keys.ts'
 import { ServerError, TrustServiceClient } from './server-client.ts'
 
@@ -37,6 +37,8 @@ interface SyncState {
   agent: { spiffeId: string }
   entries: EntryState[]
   bundle: BundleState
+  /** Bundles of the foreign trust domains this agent's entries federate with (absent from older servers). */
+  federatedBundles?: FederatedBundles
   /** The trust domain's network policy, as the server's policy view (see services/policy). */
   policy?: unknown
 }
@@ -74,6 +76,11 @@ export class Agent {
     this.#synced = new Promise((resolve) => {
       this.#resolveSynced = resolve
     })
+  }
+
+  /** The trust service's CA (PEM), as given at start: brokers present certificates from it too. */
+  get trustBundlePem(): string {
+    return this.#opts.trustBundlePem
   }
 
   get spiffeId(): string | undefined {
@@ -244,6 +251,7 @@ export class Agent {
       }
     }
     this.cache.setBundle(state.bundle)
+    this.cache.setFederatedBundles(state.federatedBundles ?? {})
     const stale = this.cache.setEntries(state.entries)
     this.#issue(stale).then(() => this.#resolveSynced())
   }

@@ -29,6 +29,7 @@ export function certificateSource(agent: Agent): CertificateSource {
     selectorsOf: (id) => cache.selectorsOf(id),
     agent: () => agent.credentials(),
     roots: () => cache.roots(),
+    federatedRoots: () => cache.federatedRoots(),
     onChange: (listener) => cache.onChange(listener),
   }
 }
@@ -59,6 +60,7 @@ export async function startDataPlane(opts: {
   })
   const proxy = new NodeProxy({
     config: opts.config,
+    trustBundlePem: agent.trustBundlePem,
     certificates: certificateSource(agent),
     attestor: opts.attestor,
     policy,

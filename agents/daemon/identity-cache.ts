@@ -1,7 +1,8 @@
 // The agent's identity cache: the entries it may serve, an X509-SVID (key in memory) for each, the
-// bundles, and cached JWT-SVIDs. The Workload API reads it through IdentitySource; the agent writes it.
+// bundles (its own trust domain's and the federated ones its entries name), and cached JWT-SVIDs. The
+// Workload API reads it through IdentitySource; the agent writes it.
 
-import { createLocalJWKSet, jwtVerify } from 'jose'
+import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose'
 import { pemBlocks } from '../../services/authority/pem.ts'
 import type {
   IdentitySource,
@@ -26,6 +27,9 @@ export interface BundleState {
   pem: string
   spiffe: { keys: Array<Record<string, unknown>>; spiffe_sequence: number }
 }
+
+/** Foreign trust domain -> its bundle, as the server pushes them (only those the entries federate with). */
+export type FederatedBundles = Record<string, BundleState>
 
 export interface CachedSvid {
   entryId: string
@@ -55,6 +59,7 @@ export class IdentityCache implements IdentitySource {
   #svids = new Map<string, CachedSvid>()
   #bundle: BundleState | undefined
   #roots: Buffer[] = []
+  #federated = new Map<string, { bundle: BundleState; roots: Buffer[] }>()
   #jwts = new Map<string, CachedJwt>()
   #listeners = new Set<() => void>()
 
@@ -93,6 +98,33 @@ export class IdentityCache implements IdentitySource {
     this.#bundle = bundle
     this.#roots = pemBlocks(bundle.pem, 'CERTIFICATE')
     this.#changed()
+  }
+
+  /** Replaces the federated bundles; a foreign trust domain no longer listed is dropped. */
+  setFederatedBundles(bundles: FederatedBundles): void {
+    const next = new Map<string, { bundle: BundleState; roots: Buffer[] }>()
+    let changed = Object.keys(bundles).length !== this.#federated.size
+    for (const [td, bundle] of Object.entries(bundles)) {
+      if (td === this.trustDomain) continue
+      const held = this.#federated.get(td)
+      if (
+        held &&
+        held.bundle.pem === bundle.pem &&
+        JSON.stringify(held.bundle.spiffe) === JSON.stringify(bundle.spiffe)
+      ) {
+        next.set(td, held)
+        continue
+      }
+      changed = true
+      next.set(td, { bundle, roots: pemBlocks(bundle.pem, 'CERTIFICATE') })
+    }
+    this.#federated = next
+    if (changed) this.#changed()
+  }
+
+  /** Foreign trust domain -> its roots (DER), for peers of federated trust domains. */
+  federatedRoots(): Map<string, Buffer[]> {
+    return new Map([...this.#federated].map(([td, f]) => [td, f.roots]))
   }
 
   putSvid(svid: CachedSvid): void {
@@ -172,7 +204,9 @@ export class IdentityCache implements IdentitySource {
   }
 
   x509Bundles(): Map<string, Buffer[]> {
-    return new Map(this.#roots.length ? [[this.trustDomain, this.#roots]] : [])
+    const out = new Map<string, Buffer[]>(this.#roots.length ? [[this.trustDomain, this.#roots]] : [])
+    for (const [td, f] of this.#federated) if (f.roots.length) out.set(td, f.roots)
+    return out
   }
 
   async jwtSvids(selectors: Selector[], audience: string[], spiffeId?: string): Promise<JwtSvidMaterial[]> {
@@ -194,15 +228,32 @@ export class IdentityCache implements IdentitySource {
   }
 
   jwtBundles(): Map<string, { keys: Record<string, unknown>[] }> {
-    const keys = (this.#bundle?.spiffe.keys ?? []).filter((k) => k.use === 'jwt-svid')
-    return new Map([[this.trustDomain, { keys }]])
+    const jwtKeys = (b: BundleState | undefined) => (b?.spiffe.keys ?? []).filter((k) => k.use === 'jwt-svid')
+    const out = new Map([[this.trustDomain, { keys: jwtKeys(this.#bundle) }]])
+    for (const [td, f] of this.#federated) out.set(td, { keys: jwtKeys(f.bundle) })
+    return out
   }
 
+  /**
+   * Validates a JWT-SVID of this trust domain or a federated one, against the keys of the trust domain
+   * its subject names only: one trust domain's key never vouches for another's identities.
+   */
   async validateJwt(
     token: string,
     audience: string,
   ): Promise<{ spiffeId: string; claims: Record<string, unknown> }> {
-    const keys = (this.jwtBundles().get(this.trustDomain)?.keys ?? []).map(({ use: _use, ...k }) => k)
+    let claimed: unknown
+    try {
+      claimed = decodeJwt(token).sub
+    } catch (err) {
+      throw new Error(`not a JWT: ${(err as Error).message}`)
+    }
+    if (typeof claimed !== 'string' || !claimed.startsWith('spiffe://'))
+      throw new Error('JWT-SVID has no SPIFFE ID subject')
+    const td = claimed.slice('spiffe://'.length).split('/')[0]!
+    const bundle = this.jwtBundles().get(td)
+    if (!bundle) throw new Error(`no bundle of trust domain ${JSON.stringify(td)} is held (not federated)`)
+    const keys = bundle.keys.map(({ use: _use, ...k }) => k)
     // jose only accepts keys without `use` or with use "sig"; SPIFFE marks them "jwt-svid".
     const { payload } = await jwtVerify(token, createLocalJWKSet({ keys: keys as never }), {
       audience,
@@ -210,8 +261,7 @@ export class IdentityCache implements IdentitySource {
       currentDate: new Date(this.now()),
     })
     const sub = payload.sub
-    if (typeof sub !== 'string' || !sub.startsWith('spiffe://'))
-      throw new Error('JWT-SVID has no SPIFFE ID subject')
+    if (typeof sub !== 'string' || sub !== claimed) throw new Error('JWT-SVID has no SPIFFE ID subject')
     return { spiffeId: sub, claims: payload as Record<string, unknown> }
   }
 

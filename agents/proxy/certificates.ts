@@ -3,11 +3,19 @@
 // stay in memory; a SecureContext is built once per certificate and reused until the SVID rotates.
 //
 // The mesh is TLS 1.3 only (both ends are Sigil agents). Peers are verified by OpenSSL against the trust
-// domain's roots (chain, validity, key usage), then by SPIFFE ID: the server must prove the exact ID the
-// upstream expects, and a client must hold an ID of the trust domain.
+// domain's roots and the federated trust domains' (chain, validity, key usage), then by SPIFFE ID: the
+// server must prove the exact ID the upstream expects, and a client must hold an ID of the trust domain
+// or of a federated one. Because OpenSSL sees one pool of roots, trustsPeer() also checks that the
+// chain ends in a root of the trust domain the peer's SPIFFE ID names: a federated CA never vouches for
+// this trust domain's identities, nor for a third one's.
 
 import { createHash, createPrivateKey, type X509Certificate } from 'node:crypto'
-import { createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls'
+import {
+  createSecureContext,
+  type DetailedPeerCertificate,
+  type PeerCertificate,
+  type SecureContext,
+} from 'node:tls'
 import { toPem } from '../daemon/keys.ts'
 import type { Selector, X509SvidMaterial } from '../workload-api/identity-source.ts'
 
@@ -29,6 +37,8 @@ export interface CertificateSource {
   agent(): AgentCredentials | undefined
   /** Roots of the trust domain (DER). */
   roots(): Buffer[]
+  /** Roots (DER) of the federated trust domains whose peers are accepted, by trust domain name. */
+  federatedRoots?(): Map<string, Buffer[]>
   onChange(listener: () => void): () => void
 }
 
@@ -66,6 +76,8 @@ export class TlsMaterial {
   #agent: { pem: string; context: SecureContext } | undefined
   #rootsPem = ''
   #rootsDer: Buffer[] = []
+  /** Trust domain -> its roots (DER, base64), own and federated: which root may anchor whose peers. */
+  #anchors = new Map<string, Set<string>>()
   #ids = new WeakMap<Buffer, number>()
   #nextId = 1
 
@@ -117,8 +129,32 @@ export class TlsMaterial {
     }
   }
 
+  /**
+   * Whether a peer whose chain OpenSSL accepted may hold `peerId`: its trust domain is this one or a
+   * federated one, and its chain ends in a root of that very trust domain.
+   */
+  trustsPeer(peerId: string, cert: DetailedPeerCertificate | PeerCertificate | undefined): boolean {
+    const anchors = this.#anchors.get(trustDomainOf(peerId))
+    if (!anchors || !cert) return false
+    let current = cert as DetailedPeerCertificate
+    for (let depth = 0; depth < 10; depth++) {
+      const issuer = current.issuerCertificate
+      if (!issuer || issuer === current || issuer.raw?.equals(current.raw)) break
+      current = issuer
+    }
+    return current.raw !== undefined && anchors.has(current.raw.toString('base64'))
+  }
+
   #refreshRoots(): void {
-    const roots = this.#source.roots()
+    const own = this.#source.roots()
+    const federated = [...(this.#source.federatedRoots?.() ?? new Map<string, Buffer[]>())].filter(
+      ([td]) => td !== this.#source.trustDomain,
+    )
+    const roots = [...own, ...federated.flatMap(([, r]) => r)]
+    this.#anchors = new Map([
+      [this.#source.trustDomain, new Set(own.map((r) => r.toString('base64')))],
+      ...federated.map(([td, r]): [string, Set<string>] => [td, new Set(r.map((d) => d.toString('base64')))]),
+    ])
     if (roots.length === this.#rootsDer.length && roots.every((r, i) => r.equals(this.#rootsDer[i]!))) return
     this.#rootsDer = roots
     this.#rootsPem = roots.map((d) => toPem(d, 'CERTIFICATE')).join('')

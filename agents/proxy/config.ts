@@ -8,7 +8,8 @@
 //   - upstreams[].match: "IP:PORT", the original destination that transparent mode maps to this upstream
 //     (then `listen` is optional).
 //   - transparent.listen: where iptables REDIRECT sends intercepted connections (SO_ORIGINAL_DST).
-//   - `tunnel: <name>` on an upstream is reserved for the broker (not in this version: refused clearly).
+//   - upstreams[].tunnel: reach the service through the trust service's tunnel broker instead of a direct
+//     `agent` address (the two environments need not reach each other); needs `broker.servers`.
 
 import { isIP } from 'node:net'
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
@@ -31,7 +32,10 @@ export interface UpstreamConfig {
   /** Transparent mode: the original destination that maps to this upstream. */
   match?: HostPort
   spiffeId: string
-  agent: HostPort
+  /** The far agent's mesh address; absent for a tunnel. */
+  agent?: HostPort
+  /** The tunnel (declared in the trust service) that leads to the service, instead of `agent`. */
+  tunnel?: string
   /** The service name on the far agent (default: name). */
   service: string
 }
@@ -42,6 +46,8 @@ export interface ProxyConfig {
   upstreams: UpstreamConfig[]
   egress?: { listen: HostPort }
   transparent?: { listen: HostPort }
+  /** Tunnel brokers this agent dials out to (all of them, for failover). */
+  broker?: { servers: HostPort[] }
 }
 
 export class ProxyConfigError extends Error {
@@ -149,7 +155,7 @@ export function parseProxyConfig(text: string): ProxyConfig {
   }
   const r = new Reader(lines)
   const root = doc.contents as Node
-  const top = r.map(root, '', ['mesh', 'services', 'upstreams', 'egress', 'transparent'])
+  const top = r.map(root, '', ['mesh', 'services', 'upstreams', 'egress', 'transparent', 'broker'])
   const config: ProxyConfig = { services: [], upstreams: [] }
 
   const listener = (key: 'mesh' | 'egress' | 'transparent') => {
@@ -164,6 +170,16 @@ export function parseProxyConfig(text: string): ProxyConfig {
   if (egress) config.egress = egress
   const transparent = listener('transparent')
   if (transparent) config.transparent = transparent
+
+  const brokerNode = top.get('broker')
+  if (brokerNode) {
+    const m = r.map(brokerNode, 'broker', ['servers'])
+    const servers = r
+      .list(m.get('servers'), 'broker.servers')
+      .map((n, i) => r.hostPort(n, `broker.servers[${i}]`, brokerNode))
+    if (servers.length === 0) r.fail(brokerNode, 'broker.servers', 'list at least one broker HOST:PORT')
+    config.broker = { servers }
+  }
 
   const names = new Set<string>()
   r.list(top.get('services'), 'services').forEach((node, i) => {
@@ -189,17 +205,18 @@ export function parseProxyConfig(text: string): ProxyConfig {
     const name = r.name(m.get('name'), `${at}.name`, node)
     if (upstreamNames.has(name)) r.fail(m.get('name'), `${at}.name`, `upstream ${name} is listed twice`)
     upstreamNames.add(name)
-    if (m.has('tunnel'))
-      r.fail(
-        m.get('tunnel'),
-        `${at}.tunnel`,
-        'tunnels through the broker are not part of this version; give agent: HOST:PORT',
-      )
     const up: UpstreamConfig = {
       name,
       spiffeId: r.spiffeId(m.get('spiffeId'), `${at}.spiffeId`, node),
-      agent: r.hostPort(m.get('agent'), `${at}.agent`, node),
       service: m.has('service') ? r.name(m.get('service'), `${at}.service`, node) : name,
+    }
+    if (m.has('tunnel') === m.has('agent'))
+      r.fail(node, at, 'give exactly one of agent: HOST:PORT (direct) or tunnel: NAME (through the broker)')
+    if (m.has('agent')) up.agent = r.hostPort(m.get('agent'), `${at}.agent`, node)
+    else {
+      up.tunnel = r.name(m.get('tunnel'), `${at}.tunnel`, node)
+      if (!brokerNode)
+        r.fail(m.get('tunnel'), `${at}.tunnel`, 'a tunnel needs broker.servers (the brokers to dial)')
     }
     if (m.has('listen')) {
       up.listen = r.hostPort(m.get('listen'), `${at}.listen`, node, true)

@@ -18,6 +18,7 @@
 import { randomUUID } from 'node:crypto'
 import http2 from 'node:http2'
 import net from 'node:net'
+import type { Duplex } from 'node:stream'
 import tls, { type TLSSocket } from 'node:tls'
 import type { FlowRecord } from '../../services/flows/flow.ts'
 import type { Flow } from '../../services/policy/evaluate.ts'
@@ -148,6 +149,11 @@ export class MeshServer {
     })
   }
 
+  /** A connection relayed by the tunnel broker: the far agent's TLS arrives over this stream. */
+  acceptDuplex(stream: Duplex): void {
+    this.#server.emit('connection', stream)
+  }
+
   async close(): Promise<void> {
     this.#unwatch()
     for (const s of this.#sessions) s.destroy()
@@ -200,8 +206,17 @@ export class MeshServer {
     const authority = header(headers, ':authority') ?? ''
     const name = authority.replace(/:\d+$/, '')
     const service = this.#byName.get(name)
-    if (!socket.authorized || !peerId || trustDomainOf(peerId) !== this.#opts.certificates.trustDomain) {
-      this.#refuse(stream, 403, 'the client certificate is not an SVID of this trust domain')
+    // Own or federated trust domain, anchored in that trust domain's own roots (TlsMaterial.trustsPeer).
+    if (
+      !socket.authorized ||
+      !peerId ||
+      !this.#opts.tls.trustsPeer(peerId, socket.getPeerCertificate(true))
+    ) {
+      this.#refuse(
+        stream,
+        403,
+        'the client certificate is not an SVID of this trust domain or a federated one',
+      )
       return
     }
     if (!service || !served || service.spiffeId !== served.spiffeId) {
@@ -303,7 +318,10 @@ export type MeshSource =
   | { kind: 'unidentified' }
 
 export interface MeshOpenRequest {
-  agent: HostPort
+  /** The far agent's mesh address, or */
+  agent?: HostPort
+  /** the tunnel that leads to it through the broker. */
+  tunnel?: string
   destinationId: string
   service: string
   source: MeshSource
@@ -315,8 +333,18 @@ export type MeshOpenResult =
   | { ok: false; status: number; reason: string; rule?: string }
 
 interface PooledSession {
-  session: http2.ClientHttp2Session
-  ready: Promise<void>
+  session?: http2.ClientHttp2Session
+  ready: Promise<http2.ClientHttp2Session>
+}
+
+/** Opens a stream to the far agent through the broker (see broker-client.ts). */
+export type TunnelOpener = (
+  tunnel: string,
+  headers: Record<string, string>,
+) => Promise<{ ok: true; stream: Duplex } | { ok: false; status: number; reason: string }>
+
+function where(req: MeshOpenRequest): string {
+  return req.tunnel ? `tunnel ${req.tunnel}` : `the far agent ${formatHostPort(req.agent!)}`
 }
 
 export class MeshPool {
@@ -327,9 +355,12 @@ export class MeshPool {
   readonly #newest = new Map<string, string>()
   handshakes = 0
 
-  constructor(tlsMaterial: TlsMaterial, log: Log) {
+  readonly #tunnels: TunnelOpener | undefined
+
+  constructor(tlsMaterial: TlsMaterial, log: Log, tunnels?: TunnelOpener) {
     this.#tls = tlsMaterial
     this.#log = log
+    this.#tunnels = tunnels
   }
 
   get size(): number {
@@ -351,11 +382,11 @@ export class MeshPool {
       sourceKey = agent.spiffeId
       generation = agent.generation
     }
-    const base = `${formatHostPort(req.agent)}|${req.destinationId}|${sourceKey}`
+    const base = `${req.tunnel ? `tunnel:${req.tunnel}` : formatHostPort(req.agent!)}|${req.destinationId}|${sourceKey}`
     const key = `${base}|${generation}`
     let pooled = this.#sessions.get(key)
-    if (!pooled || pooled.session.closed || pooled.session.destroyed) {
-      pooled = this.#connect(key, req, context)
+    if (!pooled || pooled.session?.closed || pooled.session?.destroyed) {
+      pooled = this.#connect(key, req, context, sourceKey)
       this.#sessions.set(key, pooled)
     }
     const previous = this.#newest.get(base)
@@ -365,17 +396,19 @@ export class MeshPool {
       const old = previous ? this.#sessions.get(previous) : undefined
       if (old) {
         this.#sessions.delete(previous!)
-        old.session.close()
+        old.session?.close()
       }
     }
+    let session: http2.ClientHttp2Session
     try {
-      await pooled.ready
+      session = await pooled.ready
     } catch (err) {
-      return { ok: false, status: 502, reason: (err as Error).message }
+      if (this.#sessions.get(key) === pooled) this.#sessions.delete(key)
+      return { ok: false, status: (err as { status?: number }).status ?? 502, reason: (err as Error).message }
     }
     const headers: http2.OutgoingHttpHeaders = {
       ':method': 'CONNECT',
-      ':authority': `${req.service}:${req.agent.port}`,
+      ':authority': `${req.service}:${req.agent?.port ?? 443}`,
       'sigil-flow-id': req.flowId,
     }
     if (req.source.kind === 'workload')
@@ -383,7 +416,7 @@ export class MeshPool {
     else headers['sigil-source'] = 'unidentified'
     let stream: http2.ClientHttp2Stream
     try {
-      stream = pooled.session.request(headers, { endStream: false })
+      stream = session.request(headers, { endStream: false })
     } catch (err) {
       this.#sessions.delete(key)
       return {
@@ -431,68 +464,93 @@ export class MeshPool {
   }
 
   close(): void {
-    for (const { session } of this.#sessions.values()) session.destroy()
+    for (const { session } of this.#sessions.values()) session?.destroy()
     this.#sessions.clear()
   }
 
-  #connect(key: string, req: MeshOpenRequest, secureContext: tls.SecureContext): PooledSession {
+  #connect(
+    key: string,
+    req: MeshOpenRequest,
+    secureContext: tls.SecureContext,
+    sourceId: string,
+  ): PooledSession {
     const expected = req.destinationId
-    const { host, port } = req.agent
-    this.handshakes++
-    const session = http2.connect(`https://${formatHostPort(req.agent)}`, {
-      settings: H2_SETTINGS,
-      maxSessionMemory: 64,
-      createConnection: () => {
-        const socket = tls.connect({
-          host,
-          port,
-          servername: sniFor(expected),
-          secureContext,
-          ALPNProtocols: ['h2'],
-          minVersion: 'TLSv1.3',
-          rejectUnauthorized: true,
-          checkServerIdentity: (_host, cert) => {
-            const id = spiffeIdOf(cert)
-            return id === expected
-              ? undefined
-              : Object.assign(
-                  new Error(`the far side proved ${id ?? 'no SPIFFE ID'}, expected ${expected}`),
-                  {
-                    code: 'ERR_SPIFFE_ID_MISMATCH',
-                  },
-                )
+    const pooled: PooledSession = { ready: Promise.resolve() as never }
+    pooled.ready = (async () => {
+      let relayed: Duplex | undefined
+      if (req.tunnel) {
+        if (!this.#tunnels) throw new Error(`tunnel ${req.tunnel}: this agent has no broker configured`)
+        const headers: Record<string, string> = { 'sigil-flow-id': req.flowId }
+        // A tunnel of a federated trust domain: the broker looks it up there.
+        const owner = trustDomainOf(expected)
+        if (owner !== trustDomainOf(sourceId)) headers['sigil-tunnel-trust-domain'] = owner
+        if (req.source.kind === 'workload') {
+          headers['sigil-source-spiffe-id'] = sourceId
+          headers['sigil-source-selectors'] = JSON.stringify(req.source.selectors.slice(0, MAX_SELECTORS))
+        }
+        const opened = await this.#tunnels(req.tunnel, headers)
+        if (!opened.ok) {
+          const prefix = opened.status === 403 ? 'refused by the broker' : `tunnel ${req.tunnel}`
+          throw Object.assign(new Error(`${prefix}: ${opened.reason}`), { status: opened.status })
+        }
+        relayed = opened.stream
+      }
+      this.handshakes++
+      const session = http2.connect(
+        `https://${req.agent ? formatHostPort(req.agent) : 'tunnel.sigil.invalid'}`,
+        {
+          settings: H2_SETTINGS,
+          maxSessionMemory: 64,
+          createConnection: () => {
+            const socket = tls.connect({
+              ...(relayed ? { socket: relayed } : { host: req.agent!.host, port: req.agent!.port }),
+              servername: sniFor(expected),
+              secureContext,
+              ALPNProtocols: ['h2'],
+              minVersion: 'TLSv1.3',
+              rejectUnauthorized: true,
+              checkServerIdentity: (_host, cert) => {
+                const id = spiffeIdOf(cert)
+                return id === expected && this.#tls.trustsPeer(id, cert)
+                  ? undefined
+                  : Object.assign(
+                      new Error(`the far side proved ${id ?? 'no SPIFFE ID'}, expected ${expected}`),
+                      {
+                        code: 'ERR_SPIFFE_ID_MISMATCH',
+                      },
+                    )
+              },
+            })
+            if (!relayed) socket.setNoDelay(true)
+            return socket
           },
+        },
+      )
+      pooled.session = session
+      session.on('error', (err) => this.#log.debug?.({ err: err.message, key }, 'mesh connection error'))
+      session.on('close', () => {
+        if (this.#sessions.get(key) === pooled) this.#sessions.delete(key)
+      })
+      session.setTimeout(SESSION_IDLE_MS, () => session.close())
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          session.destroy()
+          reject(new Error(`no connection to ${where(req)} within ${CONNECT_TIMEOUT_MS} ms`))
+        }, CONNECT_TIMEOUT_MS)
+        session.once('connect', () => {
+          clearTimeout(timer)
+          session.setLocalWindowSize(WINDOW * 4)
+          resolve()
         })
-        socket.setNoDelay(true)
-        return socket
-      },
-    })
-    const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        session.destroy()
-        reject(
-          new Error(
-            `no connection to the far agent ${formatHostPort(req.agent)} within ${CONNECT_TIMEOUT_MS} ms`,
-          ),
-        )
-      }, CONNECT_TIMEOUT_MS)
-      session.once('connect', () => {
-        clearTimeout(timer)
-        session.setLocalWindowSize(WINDOW * 4)
-        resolve()
+        session.once('error', (err: Error) => {
+          clearTimeout(timer)
+          reject(new Error(`mTLS to ${where(req)} failed: ${err.message}`))
+        })
       })
-      session.once('error', (err: Error & { code?: string }) => {
-        clearTimeout(timer)
-        reject(new Error(`mTLS to the far agent ${formatHostPort(req.agent)} failed: ${err.message}`))
-      })
-    })
-    ready.catch(() => {})
-    session.on('error', (err) => this.#log.debug?.({ err: err.message, key }, 'mesh connection error'))
-    session.on('close', () => {
-      if (this.#sessions.get(key)?.session === session) this.#sessions.delete(key)
-    })
-    session.setTimeout(SESSION_IDLE_MS, () => session.close())
-    session.unref()
-    return { session, ready }
+      session.unref()
+      return session
+    })()
+    pooled.ready.catch(() => {})
+    return pooled
   }
 }

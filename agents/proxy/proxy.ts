@@ -14,6 +14,7 @@ import type { Flow } from '../../services/policy/evaluate.ts'
 import { originalDst } from '../native/peer-credentials.ts'
 import type { Log } from '../workload/log.ts'
 import type { WorkloadAttestor } from '../workload-api/identity-source.ts'
+import { BrokerClient } from './broker-client.ts'
 import { type CertificateSource, TlsMaterial } from './certificates.ts'
 import type { HostPort, ProxyConfig, UpstreamConfig } from './config.ts'
 import { ConnectRequestError, readConnectRequest } from './connect-request.ts'
@@ -24,6 +25,8 @@ import type { Endpoint } from './socket-owner.ts'
 
 export interface ProxyOptions {
   config: ProxyConfig
+  /** The trust service's CA (brokers present certificates from it). */
+  trustBundlePem?: string
   certificates: CertificateSource
   attestor: WorkloadAttestor
   policy: PolicyState
@@ -64,6 +67,7 @@ export class NodeProxy {
   readonly #tls: TlsMaterial
   readonly #local: LocalIdentity
   readonly pool: MeshPool
+  readonly broker: BrokerClient | undefined
   #mesh: MeshServer | undefined
   readonly #servers: net.Server[] = []
   readonly #sockets = new Set<net.Socket>()
@@ -77,7 +81,20 @@ export class NodeProxy {
     }
     if (opts.procRoot) local.procRoot = opts.procRoot
     this.#local = new LocalIdentity(local)
-    this.pool = new MeshPool(this.#tls, opts.log)
+    if (opts.config.broker) {
+      this.broker = new BrokerClient({
+        servers: opts.config.broker.servers,
+        caPem: opts.trustBundlePem ?? '',
+        credentials: () => opts.certificates.agent(),
+        onIncoming: (stream) => {
+          if (this.#mesh) this.#mesh.acceptDuplex(stream)
+          else stream.destroy()
+        },
+        log: opts.log,
+      })
+    }
+    const broker = this.broker
+    this.pool = new MeshPool(this.#tls, opts.log, broker ? (t, h) => broker.open(t, h) : undefined)
   }
 
   async start(): Promise<ProxyAddresses> {
@@ -96,6 +113,7 @@ export class NodeProxy {
       })
       out.mesh = await this.#mesh.listen()
     }
+    this.broker?.start()
     for (const up of config.upstreams) {
       if (!up.listen) continue
       const server = await this.#listen(up.listen, (socket) => {
@@ -114,6 +132,7 @@ export class NodeProxy {
     for (const s of this.#sockets) s.destroy()
     await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))
     this.pool.close()
+    this.broker?.close()
     await this.#mesh?.close()
   }
 
@@ -205,7 +224,7 @@ export class NodeProxy {
       return report()
     }
     const opened = await this.pool.open({
-      agent: up.agent,
+      ...(up.agent ? { agent: up.agent } : { tunnel: up.tunnel! }),
       destinationId: up.spiffeId,
       service: up.service,
       source: who.svid

@@ -1,9 +1,11 @@
 // Authentication, per-trust-domain authorization and the audit trail, as route hooks: a route
 // declares `config.auth` and (when it mutates) `config.action`; nothing is reachable by forgetting.
 
+import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { canSee, isInstallationAdmin, roleOn } from '../auth/api-tokens.ts'
+import { canSee, isInstallationAdmin, type Principal, roleOn } from '../auth/api-tokens.ts'
+import { readCookie, SESSION_COOKIE } from '../console/cookies.ts'
 import { quote, SigilError } from '../errors.ts'
 import { TrustDomainService } from '../tenancy/trust-domains.ts'
 import { peerChain } from './agent-auth.ts'
@@ -18,8 +20,43 @@ function bearer(request: FastifyRequest): string | undefined {
   return match ? match[1] : ''
 }
 
+/** The header a console page echoes its session's CSRF secret in (from GET /v1/session). */
+export const CSRF_HEADER = 'x-sigil-csrf'
+
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/**
+ * A bearer token when one is sent; otherwise the console's session cookie, whose mutating requests must
+ * carry the session's CSRF secret (a cross-site page can make the browser send the cookie, never the
+ * header). Bearer requests need no CSRF token: browsers never attach an Authorization header by themselves.
+ */
+async function authenticate(request: FastifyRequest): Promise<Principal> {
+  const token = bearer(request)
+  const cookie = token === undefined ? readCookie(request.headers.cookie, SESSION_COOKIE) : undefined
+  if (cookie === undefined) return request.server.sigil.apiTokens.authenticate(token)
+  const session = await request.server.sigil.console.authenticate(cookie)
+  if (MUTATING.has(request.method)) {
+    const sent = request.headers[CSRF_HEADER]
+    if (typeof sent !== 'string' || !sameSecret(sent, session.data.csrf)) {
+      throw new SigilError(
+        'CSRF_TOKEN_INVALID',
+        `a change made with a console session must carry the session's CSRF token in the ${CSRF_HEADER} header (from GET /v1/session); reload the console`,
+      )
+    }
+  }
+  return session.principal
+}
+
 function trustDomainParam(request: FastifyRequest): string | undefined {
   return (request.params as { trustDomain?: string } | undefined)?.trustDomain
+}
+
+function who(principal: Principal): string {
+  return `${principal.actor ? 'user' : 'token'} ${quote(principal.name)}`
 }
 
 async function authorize(request: FastifyRequest): Promise<void> {
@@ -30,14 +67,14 @@ async function authorize(request: FastifyRequest): Promise<void> {
     request.agent = await request.server.sigil.agents.authenticate(peerChain(request))
     return
   }
-  const principal = await request.server.sigil.apiTokens.authenticate(bearer(request))
+  const principal = await authenticate(request)
   request.principal = principal
   if (requirement.kind === 'authenticated') return
   if (requirement.kind === 'installation-admin') {
     if (!isInstallationAdmin(principal)) {
       throw new SigilError(
         'FORBIDDEN',
-        `token ${quote(principal.name)} is not an installation admin (an admin grant on "*")`,
+        `${who(principal)} is not an installation admin (an admin grant on "*")`,
       )
     }
     return
@@ -48,7 +85,7 @@ async function authorize(request: FastifyRequest): Promise<void> {
   if (!role || (requirement.role === 'admin' && role !== 'admin')) {
     throw new SigilError(
       'FORBIDDEN',
-      `token ${quote(principal.name)} has no ${requirement.role} role on trust domain ${quote(td)}`,
+      `${who(principal)} has no ${requirement.role} role on trust domain ${quote(td)}`,
     )
   }
 }
@@ -56,7 +93,7 @@ async function authorize(request: FastifyRequest): Promise<void> {
 /** Who made a request, as the audit log and policy versions name them. */
 export function actorOf(request: FastifyRequest): string {
   const principal = request.principal
-  if (principal) return `token:${principal.tokenId} (${principal.name})`
+  if (principal) return principal.actor ?? `token:${principal.tokenId} (${principal.name})`
   return request.agent ? `agent:${request.agent.spiffeId}` : 'anonymous'
 }
 

@@ -3,7 +3,10 @@ import type { AuditLog } from '../audit/audit-log.ts'
 import type { ApiTokenService, Principal } from '../auth/api-tokens.ts'
 import type { Authority } from '../authority/authority.ts'
 import type { SvidService } from '../authority/svids.ts'
+import type { TunnelService } from '../broker/tunnels.ts'
 import type { Clock } from '../clock.ts'
+import type { ConsoleService } from '../console/console-service.ts'
+import type { FederationService } from '../federation/federation-service.ts'
 import type { FlowService } from '../flows/flow-service.ts'
 import type { Metrics } from '../observability/metrics.ts'
 import type { PolicyService } from '../policy/policy-service.ts'
@@ -26,7 +29,11 @@ export interface Services {
   agents: AgentService
   policies: PolicyService
   flows: FlowService
+  federation: FederationService
+  tunnels: TunnelService
   metrics: Metrics
+  /** Console sign-in (API token or OpenID Connect) and sealed-cookie sessions. */
+  console: ConsoleService
   /** Whether the store and the CA answered at start-up and since. */
   ready(): Promise<boolean>
 }

@@ -13,6 +13,8 @@ export interface Principal {
   tokenId: string
   name: string
   grants: Grant[]
+  /** How the audit log names a principal that is not an API token (a console user signed in by SSO). */
+  actor?: string
 }
 
 const TOKEN_PATTERN = /^sat_[A-Za-z0-9_-]{43}$/
@@ -91,7 +93,13 @@ export class ApiTokenService {
     }
     if (!TOKEN_PATTERN.test(token))
       throw new SigilError('TOKEN_INVALID', 'bearer token is malformed or unknown')
-    const hash = hashToken(token)
+    return this.authenticateHash(hashToken(token))
+  }
+
+  /** As authenticate(), for a token known by its hash (a console session signed in with a token). */
+  async authenticateHash(hash: string): Promise<Principal> {
+    if (!/^[0-9a-f]{64}$/.test(hash))
+      throw new SigilError('TOKEN_INVALID', 'bearer token is malformed or unknown')
     const record = await this.store.findApiTokenByHash(hash)
     if (!record || !timingSafeEqual(Buffer.from(record.tokenHash, 'hex'), Buffer.from(hash, 'hex'))) {
       throw new SigilError('TOKEN_INVALID', 'bearer token is malformed or unknown')

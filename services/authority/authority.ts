@@ -236,15 +236,38 @@ export class Authority {
     return status
   }
 
-  /** Prepares and activates a new intermediate and JWT key now (an operator's or a test's rotation). */
-  async rotate(td: TrustDomainRecord): Promise<AuthorityStatus> {
+  /**
+   * Prepares and activates a new intermediate and JWT key now (an operator's or a test's rotation). With
+   * `root`, a new root CA is added to the bundle first and the new intermediate is signed under it; the
+   * old root stays in the bundle until it expires, so SVIDs issued under it keep verifying.
+   */
+  async rotate(td: TrustDomainRecord, opts: { root?: boolean } = {}): Promise<AuthorityStatus> {
     const state = await this.#state(td)
+    if (opts.root) {
+      const root = await this.createRoot(td.name, td.settings.keyType, td.settings.caTtl)
+      await this.#opts.store.addRootCa(root)
+      this.#opts.log?.info({ trustDomain: td.name, root: root.id }, 'new root CA added by request')
+      // The intermediate prepared under the old root (if any) is replaced by one under the new root.
+      state.intermediates = state.intermediates.filter((i) => i.state !== 'prepared')
+    }
     if (!state.intermediates.some((i) => i.state === 'prepared')) await this.#prepareIntermediate(td, state)
     if (!state.jwtKeys.some((k) => k.state === 'prepared')) await this.#prepareJwtKey(td, state)
     this.#activate(state.intermediates)
     this.#activate(state.jwtKeys)
     this.#opts.log?.info({ trustDomain: td.name }, 'authority rotated by request')
     return this.status(td)
+  }
+
+  /**
+   * SVIDs (X.509 and JWT) issued per clock hour over the last `hours` hours, oldest first; the last
+   * bucket is the hour in progress. From the issuance records every replica writes.
+   */
+  async issuedPerHour(trustDomain: string, hours: number): Promise<Array<{ start: number; count: number }>> {
+    const hour = 3600_000
+    const current = Math.floor(this.#opts.clock.now() / hour) * hour
+    const starts = Array.from({ length: hours }, (_, i) => current - (hours - 1 - i) * hour)
+    const since = await Promise.all(starts.map((s) => this.#opts.store.countIssuances(trustDomain, s)))
+    return starts.map((start, i) => ({ start, count: since[i]! - (since[i + 1] ?? 0) }))
   }
 
   /** Advances rotation for every trust domain this process has loaded. Call it periodically. */

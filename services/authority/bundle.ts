@@ -18,7 +18,8 @@ export function bundlePem(bundle: BundleContents): string {
   return bundle.roots.map((r) => r.certPem).join('')
 }
 
-export function spiffeBundle(bundle: BundleContents) {
+/** `refreshHint`: the spiffe_refresh_hint served, seconds (server config federation.refreshHint). */
+export function spiffeBundle(bundle: BundleContents, refreshHint: number = REFRESH_HINT_SECONDS) {
   const x509Keys = bundle.roots.map((root) => {
     const der = pemToDer(root.certPem)
     const jwk = new X509Certificate(der).publicKey.export({ format: 'jwk' })
@@ -28,6 +29,6 @@ export function spiffeBundle(bundle: BundleContents) {
   return {
     keys: [...x509Keys, ...jwtKeys],
     spiffe_sequence: bundle.sequence,
-    spiffe_refresh_hint: REFRESH_HINT_SECONDS,
+    spiffe_refresh_hint: refreshHint,
   }
 }

@@ -7,12 +7,14 @@ import { ApiError } from './client.ts'
 import { agentAdminCommands } from './commands/agents.ts'
 import { auditCommands } from './commands/audit.ts'
 import { entryCommands } from './commands/entry.ts'
+import { federationCommands } from './commands/federation.ts'
 import { flowCommands } from './commands/flows.ts'
 import { policyCommands } from './commands/policy.ts'
 import { serverCommands } from './commands/server.ts'
 import { bundleCommands, svidCommands } from './commands/svid.ts'
 import { apiTokenCommands, tokenCommands } from './commands/tokens.ts'
 import { trustDomainCommands } from './commands/trust-domain.ts'
+import { brokerCommands, tunnelCommands } from './commands/tunnel.ts'
 import { UsageError } from './context.ts'
 
 const program = new Command('sigil')
@@ -42,6 +44,9 @@ bundleCommands(program)
 auditCommands(program)
 policyCommands(program)
 flowCommands(program)
+federationCommands(program)
+tunnelCommands(program)
+brokerCommands(program)
 const agent = program
   .command('agent')
   .description('The node agent: run it, query its Workload API, manage attested agents')

@@ -79,6 +79,16 @@ export class FlowService {
     return clean.length
   }
 
+  /** Stores records the trust service made itself (the broker's relay records): no agent to check. */
+  async record(trustDomain: string, records: FlowRecord[]): Promise<void> {
+    await this.store.appendFlows(
+      trustDomain,
+      records,
+      { maxAgeMs: this.opts.retentionMs, maxCount: this.opts.maxPerTrustDomain },
+      this.clock.now(),
+    )
+  }
+
   list(td: TrustDomainRecord, query: FlowListQuery): Promise<FlowRecord[]> {
     return this.store.listFlows(td.name, query)
   }

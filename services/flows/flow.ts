@@ -5,8 +5,11 @@
 
 export type FlowVerdict = 'allowed' | 'denied' | 'unidentified'
 
-/** Which proxy saw the flow: the caller's agent (egress, incl. FQDN egress) or the callee's (ingress). */
-export type FlowSide = 'egress' | 'ingress'
+/**
+ * Who saw the flow: the caller's agent (egress, incl. FQDN egress), the callee's (ingress), or the tunnel
+ * broker that relayed it (relay; written by the trust service itself, never accepted from an agent).
+ */
+export type FlowSide = 'egress' | 'ingress' | 'relay'
 
 export interface FlowSource {
   /** The workload's SPIFFE ID; absent when the process had no identity (unidentified). */

@@ -40,14 +40,17 @@ export interface FlowGraph {
  * (its agent, the destination's selectors) and a refusal: a flow either side denied was denied.
  */
 export function joinFlows(records: readonly FlowRecord[]): FlowRecord[] {
-  const byId = new Map<string, { egress?: FlowRecord; ingress?: FlowRecord }>()
+  const byId = new Map<string, { egress?: FlowRecord; ingress?: FlowRecord; relay?: FlowRecord }>()
   for (const r of records) {
     const pair = byId.get(r.id) ?? {}
     pair[r.side] = r
     byId.set(r.id, pair)
   }
   const out: FlowRecord[] = []
-  for (const { egress, ingress } of byId.values()) {
+  for (const { egress, ingress: ingressRecord, relay } of byId.values()) {
+    // A broker's relay record stands in for the far side when the callee's report is missing, and
+    // carries its refusal (the broker refused a tunnel before either agent saw it).
+    const ingress = ingressRecord ?? relay
     if (!egress || !ingress) {
       out.push((egress ?? ingress)!)
       continue

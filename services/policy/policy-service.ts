@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto'
 import { Document, isMap, isScalar, parseDocument } from 'yaml'
 import type { Clock } from '../clock.ts'
 import { quote, SigilError } from '../errors.ts'
+import type { FederationService } from '../federation/federation-service.ts'
 import type { FlowRecord } from '../flows/flow.ts'
 import type { FlowService } from '../flows/flow-service.ts'
 import type { Store, TrustDomainRecord } from '../store/store.ts'
@@ -67,6 +68,15 @@ export interface DryRunResult {
 /** How often a write that lost a race (without an expected version) is tried again. */
 const WRITE_ATTEMPTS = 5
 const PARSE_CACHE_SIZE = 64
+
+/**
+ * The trust domains a stored policy text names. A stored policy was checked against the federations of
+ * its time; read back, it must still parse after a federation is deleted (its rules naming that trust
+ * domain then match no peer, because no bundle of it is held any more).
+ */
+function namedTrustDomains(text: string): string[] {
+  return [...new Set([...text.matchAll(/spiffe:\/\/([^/\s"'*]+)/g)].map((m) => m[1]!))]
+}
 
 function conflict(td: string, expected: number, current: number): SigilError {
   return new SigilError(
@@ -130,14 +140,20 @@ export class PolicyService {
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly flows: FlowService,
+    private readonly federation?: FederationService,
   ) {}
+
+  /** The foreign trust domains whose SPIFFE IDs the policy of `td` may name: those it federates with. */
+  async federatesWith(td: TrustDomainRecord): Promise<string[]> {
+    return this.federation ? this.federation.federatedTrustDomains(td.name) : []
+  }
 
   /** Parses a stored text again (it was valid when stored), through a small cache. */
   #parseStored(td: string, text: string): Policy {
     const key = `${td}\n${createHash('sha256').update(text).digest('hex')}`
     let policy = this.#parsed.get(key)
     if (!policy) {
-      policy = parsePolicy(text, { trustDomain: td, federatesWith: [] })
+      policy = parsePolicy(text, { trustDomain: td, federatesWith: namedTrustDomains(text) })
       if (this.#parsed.size >= PARSE_CACHE_SIZE) this.#parsed.delete(this.#parsed.keys().next().value!)
       this.#parsed.set(key, policy)
     }
@@ -191,8 +207,13 @@ export class PolicyService {
    * Checks a policy (file text or JSON form) as it would be stored: the text, and what it parses to.
    * The JSON form without `mode` keeps `currentMode`.
    */
-  validate(td: TrustDomainRecord, input: PolicyInput, currentMode: Mode): { text: string; policy: Policy } {
-    const opts = { trustDomain: td.name, federatesWith: [] }
+  validate(
+    td: TrustDomainRecord,
+    input: PolicyInput,
+    currentMode: Mode,
+    federatesWith: Iterable<string> = [],
+  ): { text: string; policy: Policy } {
+    const opts = { trustDomain: td.name, federatesWith }
     if ('text' in input) return { text: input.text, policy: parsePolicy(input.text, opts) }
     const text = policyJsonToYaml(input.policy, currentMode)
     try {
@@ -252,13 +273,16 @@ export class PolicyService {
     )
   }
 
-  set(
+  async set(
     td: TrustDomainRecord,
     input: PolicyInput,
     expectedVersion: number | undefined,
     actor: string,
   ): Promise<CurrentPolicy> {
-    return this.#write(td, actor, expectedVersion, (current) => this.validate(td, input, current.mode))
+    const federated = await this.federatesWith(td)
+    return this.#write(td, actor, expectedVersion, (current) =>
+      this.validate(td, input, current.mode, federated),
+    )
   }
 
   /** A new version with only the file's `mode:` changed (comments kept); none when it already is. */
@@ -289,7 +313,9 @@ export class PolicyService {
     sinceMs: number,
   ): Promise<DryRunResult> {
     const current = await this.get(td)
-    const policy = input ? this.validate(td, input, current.mode).policy : current.policy
+    const policy = input
+      ? this.validate(td, input, current.mode, await this.federatesWith(td)).policy
+      : current.policy
     const flows = await this.flows.window(td, sinceMs)
     const inputs = flows.map((f) => [flowForEvaluation(f), f] as const)
     const recordOf = new Map<Flow, FlowRecord>(inputs)

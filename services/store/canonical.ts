@@ -1,6 +1,16 @@
 // Canonical forms shared by both stores, so that uniqueness and lookups agree between them.
 import type { FlowRecord } from '../flows/flow.ts'
-import type { EntryPatch, EntryRecord, FlowQuery, FlowRetention, PolicyRecord, Selector } from './store.ts'
+import type {
+  EntryPatch,
+  EntryRecord,
+  FederationBundleOutcome,
+  FederationBundleUpdate,
+  FlowQuery,
+  FlowRetention,
+  PolicyRecord,
+  Selector,
+  TunnelRecord,
+} from './store.ts'
 
 /** Issuance records this much older than the newest one written may be pruned. */
 export const ISSUANCE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000
@@ -129,4 +139,38 @@ export function checkFlowRetention(retention: FlowRetention): void {
   if (!(retention.maxAgeMs > 0) || !Number.isSafeInteger(retention.maxCount) || retention.maxCount < 1) {
     throw new TypeError('flow retention needs maxAgeMs > 0 and an integer maxCount >= 1')
   }
+}
+
+/** Misuse of putFederationBundle (a negative sequence, a hint that is no positive integer) is a TypeError. */
+export function checkFederationBundleUpdate(update: FederationBundleUpdate): void {
+  if (!Number.isSafeInteger(update.sequence) || update.sequence < 0) {
+    throw new TypeError(`a bundle sequence must be a non-negative integer, got ${update.sequence}`)
+  }
+  if (!Number.isSafeInteger(update.refreshHintSeconds) || update.refreshHintSeconds < 1) {
+    throw new TypeError(`a refresh hint must be a positive integer, got ${update.refreshHintSeconds}`)
+  }
+  if (typeof update.bundle !== 'string' || update.bundle === '') throw new TypeError('a bundle is required')
+}
+
+/** What putFederationBundle does with `update` given the stored bundle (the Lua script says the same). */
+export function federationBundleOutcome(
+  current: { bundle?: string | undefined; sequence: number },
+  update: FederationBundleUpdate,
+): Exclude<FederationBundleOutcome, 'not_found'> {
+  if (current.bundle !== undefined && update.sequence < current.sequence) return 'older'
+  return current.bundle === update.bundle ? 'unchanged' : 'stored'
+}
+
+/** A tunnel as both stores keep it: JSON with a fixed key order, optional port only when set. */
+export function tunnelJson(t: TunnelRecord): string {
+  const { trustDomain, name, spiffeId, agent, service, port, createdAt } = t
+  return JSON.stringify({
+    trustDomain,
+    name,
+    spiffeId,
+    agent,
+    service,
+    ...(port === undefined ? {} : { port }),
+    createdAt,
+  })
 }

@@ -23,6 +23,8 @@
 //   <p>{td}:claims             zset    claimed keys by expiresAt
 //   <p>{td}:pol                zset    policy version JSON by version (the newest 100)
 //   <p>{td}:flows, {td}:flowrec zset, hash  flow "id\nside" by start, and its FlowRecord JSON
+//   <p>{td}:fed                hash    foreign trust domain -> FederationRecord JSON
+//   <p>{td}:tun                hash    tunnel name -> TunnelRecord JSON
 //
 // The braces delimit the trust domain name (and make every per-domain key share a cluster hash slot),
 // so a name may not contain braces; SPIFFE trust domain names cannot anyway.
@@ -44,6 +46,8 @@ export type DomainKey =
   | 'pol'
   | 'flows'
   | 'flowrec'
+  | 'fed'
+  | 'tun'
   | `ag:${string}`
   | `e:${string}`
   | `ix:${'i' | 'p' | 's'}:${string}`

@@ -75,7 +75,7 @@ end
 for _, id in ipairs(redis.call('SMEMBERS', K(td, 'agents'))) do redis.call('DEL', K(td, 'ag:' .. id)) end
 for _, s in ipairs({
   'td', 'roots', 'jwt', 'jwtexp', 'jt', 'entries', 'uniq', 'audit', 'iss', 'issrec', 'agents', 'claims',
-  'pol', 'flows', 'flowrec',
+  'pol', 'flows', 'flowrec', 'fed', 'tun',
 }) do
   redis.call('DEL', K(td, s))
 end
@@ -335,6 +335,65 @@ if current ~= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', key, ARGV[4], ARGV[5])
 redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[6]) + 1))
 publish(td, 'policy')
+return 1
+`,
+
+  // ARGV: prefix, td, foreign td, record JSON
+  createFederation: `
+local td, foreign = ARGV[2], ARGV[3]
+if not hasDomain(td) then return missing(td) end
+if redis.call('HSETNX', K(td, 'fed'), foreign, ARGV[4]) == 0 then return conflict('federation') end
+publish(td, 'bundle', foreign)
+return 1
+`,
+
+  // ARGV: prefix, td, foreign td, bundle JSON, sequence, refresh hint, refreshedAt. Returns the outcome
+  // (canonical.ts federationBundleOutcome says the same).
+  putFederationBundle: `
+local td, foreign = ARGV[2], ARGV[3]
+local text = redis.call('HGET', K(td, 'fed'), foreign)
+if not text then return 'not_found' end
+local rec = cjson.decode(text)
+local seq = tonumber(ARGV[5])
+if rec.bundle ~= nil and seq < rec.sequence then return 'older' end
+local outcome = 'stored'
+if rec.bundle == ARGV[4] then outcome = 'unchanged' end
+rec.bundle = ARGV[4]
+rec.sequence = seq
+rec.refreshHintSeconds = tonumber(ARGV[6])
+rec.lastRefreshAt = tonumber(ARGV[7])
+rec.lastError = nil
+rec.lastErrorAt = nil
+redis.call('HSET', K(td, 'fed'), foreign, cjson.encode(rec))
+if outcome == 'stored' then publish(td, 'bundle', foreign) end
+return outcome
+`,
+
+  // ARGV: prefix, td, foreign td, message, at
+  recordFederationError: `
+local td, foreign = ARGV[2], ARGV[3]
+local text = redis.call('HGET', K(td, 'fed'), foreign)
+if not text then return 0 end
+local rec = cjson.decode(text)
+rec.lastError = ARGV[4]
+rec.lastErrorAt = tonumber(ARGV[5])
+redis.call('HSET', K(td, 'fed'), foreign, cjson.encode(rec))
+return 1
+`,
+
+  // ARGV: prefix, td, name, record JSON
+  createTunnel: `
+local td = ARGV[2]
+if not hasDomain(td) then return missing(td) end
+if redis.call('HSETNX', K(td, 'tun'), ARGV[3], ARGV[4]) == 0 then return conflict('tunnel') end
+return 1
+`,
+
+  // ARGV: prefix, td, foreign td
+  deleteFederation: `
+local td, foreign = ARGV[2], ARGV[3]
+if redis.call('HDEL', K(td, 'fed'), foreign) == 0 then return 0 end
+publish(td, 'bundle', foreign)
 return 1
 `,
 

@@ -3,6 +3,7 @@ import type { FlowRecord } from '../flows/flow.ts'
 import {
   byNumberThenString,
   byString,
+  checkFederationBundleUpdate,
   checkFlowRetention,
   checkPolicyWrite,
   entryMatches,
@@ -10,6 +11,7 @@ import {
   flowMatches,
   flowPruneCutoff,
   issuancePruneCutoff,
+  tunnelJson,
 } from './canonical.ts'
 import { ChangeListeners, parseChangeEvent } from './events.ts'
 import { decodeAgent, encodeAgent } from './redis-agent.ts'
@@ -35,6 +37,9 @@ import {
   type EntryFilter,
   type EntryPatch,
   type EntryRecord,
+  type FederationBundleOutcome,
+  type FederationBundleUpdate,
+  type FederationRecord,
   type FlowQuery,
   type FlowRetention,
   type IssuanceRecord,
@@ -48,11 +53,14 @@ import {
   StoreMissingTrustDomainError,
   type TrustDomainRecord,
   type TrustDomainSettings,
+  type TunnelRecord,
 } from './store.ts'
 
 // 2: agents and claims (an older build would leave them behind when it deletes a trust domain).
 // 3: policies and flows (the same reason).
-export const REDIS_SCHEMA_VERSION = 3
+// 4: federations (the same reason).
+// 5: tunnels (the same reason).
+export const REDIS_SCHEMA_VERSION = 5
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>
 
@@ -80,6 +88,43 @@ function policyJson(p: PolicyRecord): string {
   const { trustDomain, version, text, mode, updatedAt, updatedBy } = p
   return JSON.stringify({ trustDomain, version, text, mode, updatedAt, updatedBy })
 }
+
+const FEDERATION_FIELDS = [
+  'trustDomain',
+  'foreignTrustDomain',
+  'bundleEndpointUrl',
+  'profile',
+  'endpointSpiffeId',
+  'caBundlePem',
+  'bundle',
+  'sequence',
+  'refreshHintSeconds',
+  'lastRefreshAt',
+  'lastError',
+  'lastErrorAt',
+  'createdAt',
+] as const satisfies readonly (keyof FederationRecord)[]
+
+function federationJson(f: FederationRecord): string {
+  const out: Record<string, unknown> = {}
+  for (const key of FEDERATION_FIELDS) if (f[key] !== undefined) out[key] = f[key]
+  return JSON.stringify(out)
+}
+
+/** The record in the field order of the type; the Lua scripts re-encode it in their own order. */
+function federationFromJson(text: string): FederationRecord {
+  const raw = JSON.parse(text) as Record<string, unknown>
+  const out: Record<string, unknown> = {}
+  for (const key of FEDERATION_FIELDS) if (raw[key] !== undefined && raw[key] !== null) out[key] = raw[key]
+  return out as unknown as FederationRecord
+}
+
+const FEDERATION_OUTCOMES: ReadonlySet<string> = new Set<FederationBundleOutcome>([
+  'stored',
+  'unchanged',
+  'older',
+  'not_found',
+])
 
 function rootJson(root: RootCaRecord): string {
   const { trustDomain, id, certPem, sealedKey, notBefore, notAfter, createdAt } = root
@@ -554,6 +599,92 @@ export class RedisStore implements Store {
       if (members.length < page) break
     }
     return out
+  }
+
+  async createTunnel(record: TunnelRecord): Promise<void> {
+    await this.#run('createTunnel', checkDomainName(record.trustDomain), record.name, tunnelJson(record))
+  }
+
+  async getTunnel(trustDomain: string, name: string): Promise<TunnelRecord | undefined> {
+    const text = await (await this.#conn()).hget(this.keys.domain(checkDomainName(trustDomain), 'tun'), name)
+    return text == null ? undefined : (JSON.parse(text) as TunnelRecord)
+  }
+
+  async listTunnels(trustDomain: string): Promise<TunnelRecord[]> {
+    const texts = await (await this.#conn()).hvals(this.keys.domain(checkDomainName(trustDomain), 'tun'))
+    return texts.map((t) => JSON.parse(t) as TunnelRecord).sort(byString((t) => t.name))
+  }
+
+  async deleteTunnel(trustDomain: string, name: string): Promise<boolean> {
+    return (
+      (await (await this.#conn()).hdel(this.keys.domain(checkDomainName(trustDomain), 'tun'), name)) === 1
+    )
+  }
+
+  async createFederation(record: FederationRecord): Promise<void> {
+    await this.#run(
+      'createFederation',
+      checkDomainName(record.trustDomain),
+      record.foreignTrustDomain,
+      federationJson(record),
+    )
+  }
+
+  async getFederation(
+    trustDomain: string,
+    foreignTrustDomain: string,
+  ): Promise<FederationRecord | undefined> {
+    const redis = await this.#conn()
+    const text = await redis.hget(this.keys.domain(trustDomain, 'fed'), foreignTrustDomain)
+    return text == null ? undefined : federationFromJson(text)
+  }
+
+  async listFederations(trustDomain: string): Promise<FederationRecord[]> {
+    const redis = await this.#conn()
+    const texts = await redis.hvals(this.keys.domain(trustDomain, 'fed'))
+    return texts.map(federationFromJson).sort(byString((f) => f.foreignTrustDomain))
+  }
+
+  async putFederationBundle(
+    trustDomain: string,
+    foreignTrustDomain: string,
+    update: FederationBundleUpdate,
+  ): Promise<FederationBundleOutcome> {
+    checkFederationBundleUpdate(update)
+    const outcome = String(
+      await this.#run(
+        'putFederationBundle',
+        checkDomainName(trustDomain),
+        foreignTrustDomain,
+        update.bundle,
+        update.sequence,
+        update.refreshHintSeconds,
+        update.refreshedAt,
+      ),
+    )
+    if (!FEDERATION_OUTCOMES.has(outcome))
+      throw new Error(`unexpected putFederationBundle outcome ${outcome}`)
+    return outcome as FederationBundleOutcome
+  }
+
+  async recordFederationError(
+    trustDomain: string,
+    foreignTrustDomain: string,
+    message: string,
+    at: number,
+  ): Promise<boolean> {
+    const done = await this.#run(
+      'recordFederationError',
+      checkDomainName(trustDomain),
+      foreignTrustDomain,
+      message,
+      at,
+    )
+    return done === 1
+  }
+
+  async deleteFederation(trustDomain: string, foreignTrustDomain: string): Promise<boolean> {
+    return (await this.#run('deleteFederation', checkDomainName(trustDomain), foreignTrustDomain)) === 1
   }
 
   async getMeta(key: string): Promise<string | undefined> {

@@ -181,6 +181,40 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX flows_start ON flows (trust_domain, start, id, side);
     `,
   },
+  {
+    version: 4,
+    name: 'federations',
+    up: `
+      CREATE TABLE federations (
+        trust_domain TEXT NOT NULL REFERENCES trust_domains (name) ON DELETE CASCADE,
+        foreign_trust_domain TEXT NOT NULL,
+        bundle_endpoint_url TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        endpoint_spiffe_id TEXT,
+        ca_bundle_pem TEXT,
+        bundle TEXT,
+        sequence INTEGER NOT NULL,
+        refresh_hint_seconds INTEGER NOT NULL,
+        last_refresh_at INTEGER NOT NULL,
+        last_error TEXT,
+        last_error_at INTEGER,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (trust_domain, foreign_trust_domain)
+      ) STRICT;
+    `,
+  },
+  {
+    version: 5,
+    name: 'tunnels',
+    up: `
+      CREATE TABLE tunnels (
+        trust_domain TEXT NOT NULL REFERENCES trust_domains (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (trust_domain, name)
+      ) STRICT;
+    `,
+  },
 ]
 
 /**

@@ -4,6 +4,7 @@ import type {
   ApiTokenRecord,
   AuditRecord,
   EntryRecord,
+  FederationRecord,
   JoinTokenRecord,
   JwtKeyRecord,
   PolicyRecord,
@@ -262,5 +263,58 @@ export function policyParams(p: PolicyRecord): PolicyRow {
     mode: p.mode,
     updated_at: p.updatedAt,
     updated_by: p.updatedBy,
+  }
+}
+
+export interface FederationRow {
+  trust_domain: string
+  foreign_trust_domain: string
+  bundle_endpoint_url: string
+  profile: string
+  endpoint_spiffe_id: string | null
+  ca_bundle_pem: string | null
+  bundle: string | null
+  sequence: number
+  refresh_hint_seconds: number
+  last_refresh_at: number
+  last_error: string | null
+  last_error_at: number | null
+  created_at: number
+}
+
+export function toFederation(row: FederationRow): FederationRecord {
+  const f: FederationRecord = {
+    trustDomain: row.trust_domain,
+    foreignTrustDomain: row.foreign_trust_domain,
+    bundleEndpointUrl: row.bundle_endpoint_url,
+    profile: row.profile as FederationRecord['profile'],
+    sequence: row.sequence,
+    refreshHintSeconds: row.refresh_hint_seconds,
+    lastRefreshAt: row.last_refresh_at,
+    createdAt: row.created_at,
+  }
+  if (row.endpoint_spiffe_id !== null) f.endpointSpiffeId = row.endpoint_spiffe_id
+  if (row.ca_bundle_pem !== null) f.caBundlePem = row.ca_bundle_pem
+  if (row.bundle !== null) f.bundle = row.bundle
+  if (row.last_error !== null) f.lastError = row.last_error
+  if (row.last_error_at !== null) f.lastErrorAt = row.last_error_at
+  return f
+}
+
+export function federationParams(f: FederationRecord): FederationRow {
+  return {
+    trust_domain: f.trustDomain,
+    foreign_trust_domain: f.foreignTrustDomain,
+    bundle_endpoint_url: f.bundleEndpointUrl,
+    profile: f.profile,
+    endpoint_spiffe_id: f.endpointSpiffeId ?? null,
+    ca_bundle_pem: f.caBundlePem ?? null,
+    bundle: f.bundle ?? null,
+    sequence: f.sequence,
+    refresh_hint_seconds: f.refreshHintSeconds,
+    last_refresh_at: f.lastRefreshAt,
+    last_error: f.lastError ?? null,
+    last_error_at: f.lastErrorAt ?? null,
+    created_at: f.createdAt,
   }
 }

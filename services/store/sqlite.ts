@@ -3,11 +3,14 @@ import type { FlowRecord } from '../flows/flow.ts'
 import {
   applyPatch,
   canonicalSelectors,
+  checkFederationBundleUpdate,
   checkFlowRetention,
   checkPolicyWrite,
+  federationBundleOutcome,
   flowPruneCutoff,
   issuancePruneCutoff,
   patchEntries,
+  tunnelJson,
 } from './canonical.ts'
 import { ChangeListeners, changeEvent } from './events.ts'
 import { applyMigrations } from './sqlite-migrations.ts'
@@ -18,6 +21,8 @@ import {
   agentParams,
   type EntryRow,
   entryParams,
+  type FederationRow,
+  federationParams,
   type JoinTokenRow,
   type JwtKeyRow,
   type PolicyRow,
@@ -28,6 +33,7 @@ import {
   toApiToken,
   toAudit,
   toEntry,
+  toFederation,
   toJoinToken,
   toJwtKey,
   toPolicy,
@@ -45,6 +51,9 @@ import {
   type EntryFilter,
   type EntryPatch,
   type EntryRecord,
+  type FederationBundleOutcome,
+  type FederationBundleUpdate,
+  type FederationRecord,
   type FlowQuery,
   type FlowRetention,
   type IssuanceRecord,
@@ -58,6 +67,7 @@ import {
   StoreMissingTrustDomainError,
   type TrustDomainRecord,
   type TrustDomainSettings,
+  type TunnelRecord,
 } from './store.ts'
 
 type Db = Database.Database
@@ -224,6 +234,44 @@ function prepareStatements(db: Db) {
          SELECT rowid FROM flows WHERE trust_domain = ? ORDER BY start DESC, id DESC, side DESC
          LIMIT -1 OFFSET ?)`,
     ),
+
+    fedInsert: db.prepare<[FederationRow]>(
+      `INSERT INTO federations (trust_domain, foreign_trust_domain, bundle_endpoint_url, profile,
+         endpoint_spiffe_id, ca_bundle_pem, bundle, sequence, refresh_hint_seconds, last_refresh_at,
+         last_error, last_error_at, created_at)
+       VALUES (@trust_domain, @foreign_trust_domain, @bundle_endpoint_url, @profile, @endpoint_spiffe_id,
+         @ca_bundle_pem, @bundle, @sequence, @refresh_hint_seconds, @last_refresh_at, @last_error,
+         @last_error_at, @created_at)`,
+    ),
+    fedGet: db.prepare<[string, string], FederationRow>(
+      'SELECT * FROM federations WHERE trust_domain = ? AND foreign_trust_domain = ?',
+    ),
+    fedList: db.prepare<[string], FederationRow>(
+      'SELECT * FROM federations WHERE trust_domain = ? ORDER BY foreign_trust_domain',
+    ),
+    fedPutBundle: db.prepare<[string, number, number, number, string, string]>(
+      `UPDATE federations SET bundle = ?, sequence = ?, refresh_hint_seconds = ?, last_refresh_at = ?,
+         last_error = NULL, last_error_at = NULL
+       WHERE trust_domain = ? AND foreign_trust_domain = ?`,
+    ),
+    fedError: db.prepare<[string, number, string, string]>(
+      `UPDATE federations SET last_error = ?, last_error_at = ?
+       WHERE trust_domain = ? AND foreign_trust_domain = ?`,
+    ),
+    fedDelete: db.prepare<[string, string]>(
+      'DELETE FROM federations WHERE trust_domain = ? AND foreign_trust_domain = ?',
+    ),
+
+    tunnelInsert: db.prepare<[string, string, string]>(
+      'INSERT INTO tunnels (trust_domain, name, record) VALUES (?, ?, ?)',
+    ),
+    tunnelGet: db
+      .prepare<[string, string], string>('SELECT record FROM tunnels WHERE trust_domain = ? AND name = ?')
+      .pluck(),
+    tunnelList: db
+      .prepare<[string], string>('SELECT record FROM tunnels WHERE trust_domain = ? ORDER BY name')
+      .pluck(),
+    tunnelDelete: db.prepare<[string, string]>('DELETE FROM tunnels WHERE trust_domain = ? AND name = ?'),
 
     metaGet: db.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck(),
     metaInsert: db.prepare<[string, string]>(
@@ -781,6 +829,106 @@ export class SqliteStore implements Store {
     if (query.side !== undefined) params.side = query.side
     if (query.spiffeId !== undefined) params.spiffeId = query.spiffeId
     return stmt.all(params).map((text) => JSON.parse(text) as FlowRecord)
+  }
+
+  async createFederation(record: FederationRecord): Promise<void> {
+    const q = this.#q
+    try {
+      this.#db
+        .transaction(() => {
+          this.#requireDomain(record.trustDomain)
+          q.fedInsert.run(federationParams(record))
+        })
+        .immediate()
+    } catch (err) {
+      throw conflictOr(
+        err,
+        'federation',
+        `${record.trustDomain} already federates with ${record.foreignTrustDomain}`,
+      )
+    }
+    this.#changed(record.trustDomain, 'bundle', record.foreignTrustDomain)
+  }
+
+  async getFederation(
+    trustDomain: string,
+    foreignTrustDomain: string,
+  ): Promise<FederationRecord | undefined> {
+    const row = this.#q.fedGet.get(trustDomain, foreignTrustDomain)
+    return row && toFederation(row)
+  }
+
+  async listFederations(trustDomain: string): Promise<FederationRecord[]> {
+    return this.#q.fedList.all(trustDomain).map(toFederation)
+  }
+
+  async putFederationBundle(
+    trustDomain: string,
+    foreignTrustDomain: string,
+    update: FederationBundleUpdate,
+  ): Promise<FederationBundleOutcome> {
+    checkFederationBundleUpdate(update)
+    const q = this.#q
+    const outcome = this.#db
+      .transaction((): FederationBundleOutcome => {
+        const row = q.fedGet.get(trustDomain, foreignTrustDomain)
+        if (!row) return 'not_found'
+        const decided = federationBundleOutcome(toFederation(row), update)
+        if (decided === 'older') return decided
+        q.fedPutBundle.run(
+          update.bundle,
+          update.sequence,
+          update.refreshHintSeconds,
+          update.refreshedAt,
+          trustDomain,
+          foreignTrustDomain,
+        )
+        return decided
+      })
+      .immediate()
+    if (outcome === 'stored') this.#changed(trustDomain, 'bundle', foreignTrustDomain)
+    return outcome
+  }
+
+  async recordFederationError(
+    trustDomain: string,
+    foreignTrustDomain: string,
+    message: string,
+    at: number,
+  ): Promise<boolean> {
+    return this.#q.fedError.run(message, at, trustDomain, foreignTrustDomain).changes > 0
+  }
+
+  async deleteFederation(trustDomain: string, foreignTrustDomain: string): Promise<boolean> {
+    if (this.#q.fedDelete.run(trustDomain, foreignTrustDomain).changes === 0) return false
+    this.#changed(trustDomain, 'bundle', foreignTrustDomain)
+    return true
+  }
+
+  async createTunnel(record: TunnelRecord): Promise<void> {
+    try {
+      this.#db
+        .transaction(() => {
+          this.#requireDomain(record.trustDomain)
+          this.#q.tunnelInsert.run(record.trustDomain, record.name, tunnelJson(record))
+        })
+        .immediate()
+    } catch (err) {
+      throw conflictOr(err, 'tunnel', `${record.trustDomain} already has a tunnel ${record.name}`)
+    }
+  }
+
+  async getTunnel(trustDomain: string, name: string): Promise<TunnelRecord | undefined> {
+    const text = this.#q.tunnelGet.get(trustDomain, name)
+    return text === undefined ? undefined : (JSON.parse(text) as TunnelRecord)
+  }
+
+  async listTunnels(trustDomain: string): Promise<TunnelRecord[]> {
+    return this.#q.tunnelList.all(trustDomain).map((t) => JSON.parse(t) as TunnelRecord)
+  }
+
+  async deleteTunnel(trustDomain: string, name: string): Promise<boolean> {
+    return this.#q.tunnelDelete.run(trustDomain, name).changes > 0
   }
 
   async getMeta(key: string): Promise<string | undefined> {

@@ -201,6 +201,67 @@ export interface PolicyRecord {
 /** The newest policy versions kept per trust domain; older ones are dropped on write. */
 export const POLICY_HISTORY_LIMIT = 100
 
+export type FederationProfile = 'https_web' | 'https_spiffe'
+
+/**
+ * A trust domain's federation with a foreign one: where the foreign bundle is fetched from, how the
+ * endpoint is authenticated, and the last good bundle. Keyed by (trustDomain, foreignTrustDomain).
+ */
+export interface FederationRecord {
+  trustDomain: string
+  foreignTrustDomain: string
+  bundleEndpointUrl: string
+  profile: FederationProfile
+  /** https_spiffe: the SPIFFE ID the endpoint's server certificate must carry. */
+  endpointSpiffeId?: string
+  /** https_web: extra roots (PEM) trusted for the endpoint's web certificate, beside the system's. */
+  caBundlePem?: string
+  /** The last good foreign bundle, SPIFFE bundle JSON; absent until the first good fetch. */
+  bundle?: string
+  /** The bundle's spiffe_sequence (0 when it had none). */
+  sequence: number
+  /** The bundle's spiffe_refresh_hint (seconds), or the default. */
+  refreshHintSeconds: number
+  /** Last successful refresh (ms); 0 = never. */
+  lastRefreshAt: number
+  /** The last failed refresh since then, for the operator; cleared by a good one. */
+  lastError?: string
+  lastErrorAt?: number
+  createdAt: number
+}
+
+/** A newly fetched bundle; putFederationBundle stores it unless it is older than the stored one. */
+export interface FederationBundleUpdate {
+  bundle: string
+  sequence: number
+  refreshHintSeconds: number
+  refreshedAt: number
+}
+
+/**
+ * stored: a new bundle (a 'bundle' change is published); unchanged: the same bundle (only the refresh
+ * time and hint are written); older: its sequence is below the stored one (nothing written); not_found.
+ */
+export type FederationBundleOutcome = 'stored' | 'unchanged' | 'older' | 'not_found'
+
+/**
+ * A tunnel through the broker (services/broker): a named way to reach one service behind one agent from
+ * anywhere the broker is reachable. Keyed by (trustDomain, name).
+ */
+export interface TunnelRecord {
+  trustDomain: string
+  name: string
+  /** The service's identity: the far side must prove it inside the relayed stream. */
+  spiffeId: string
+  /** SPIFFE ID of the agent that offers the service. */
+  agent: string
+  /** The service's name in that agent's proxy configuration. */
+  service: string
+  /** The service's port, when declared (lets the broker apply port-specific rules). */
+  port?: number
+  createdAt: number
+}
+
 export interface FlowQuery {
   /** Only flows with start >= since (ms), and start <= until. */
   since?: number
@@ -325,12 +386,46 @@ export interface Store {
   /** Newest first: by start, then by id and side (descending), the same order in every store. */
   listFlows(trustDomain: string, query: FlowQuery): Promise<FlowRecord[]>
 
+  // Tunnels, per trust domain, keyed by name.
+  /** Refused with StoreConflictError when one with that name exists. */
+  createTunnel(record: TunnelRecord): Promise<void>
+  getTunnel(trustDomain: string, name: string): Promise<TunnelRecord | undefined>
+  /** Sorted by name. */
+  listTunnels(trustDomain: string): Promise<TunnelRecord[]>
+  deleteTunnel(trustDomain: string, name: string): Promise<boolean>
+
+  // Federations, per trust domain, keyed by the foreign trust domain. Creating, deleting and storing a new
+  // bundle publish a 'bundle' change of the (local) trust domain, with the foreign name as id.
+  /** Refused with StoreConflictError when one with that foreign trust domain exists. */
+  createFederation(record: FederationRecord): Promise<void>
+  getFederation(trustDomain: string, foreignTrustDomain: string): Promise<FederationRecord | undefined>
+  /** Sorted by foreign trust domain. */
+  listFederations(trustDomain: string): Promise<FederationRecord[]>
+  /**
+   * Atomically: refuses an update whose sequence is below the stored bundle's ('older'); otherwise
+   * stores it, sets lastRefreshAt and the hint, and clears lastError.
+   */
+  putFederationBundle(
+    trustDomain: string,
+    foreignTrustDomain: string,
+    update: FederationBundleUpdate,
+  ): Promise<FederationBundleOutcome>
+  /** Records a failed refresh (the bundle stays). False when the federation does not exist. */
+  recordFederationError(
+    trustDomain: string,
+    foreignTrustDomain: string,
+    message: string,
+    at: number,
+  ): Promise<boolean>
+  deleteFederation(trustDomain: string, foreignTrustDomain: string): Promise<boolean>
+
   /** Atomic single use of an opaque key until expiresAt (attestation replay protection). */
   claimOnce(trustDomain: string, key: string, expiresAt: number, now: number): Promise<boolean>
 
   /**
    * Change notifications across every process sharing the store (Redis pub/sub; in-process for
-   * SQLite). Every mutation of entries, bundles, agents, trust domains and policies publishes one.
+   * SQLite). Every mutation of entries, bundles (federated ones included), agents, trust domains and
+   * policies publishes one.
    */
   watch(listener: (event: ChangeEvent) => void): () => void
 

@@ -43,6 +43,14 @@ export async function buildTestApp(
     signingWorkers?: number
     nodeAttestors?: ServiceOptions['nodeAttestors']
     flows?: ServerConfig['flows']
+    /** Federation settings (the served refresh hint); the defaults when absent. */
+    federation?: ServerConfig['federation']
+    /** The services' log (authority, federation); silent by default. */
+    log?: ServiceOptions['log']
+    /** Console sessions and single sign-on (no SSO by default). */
+    console?: ServerConfig['console']
+    /** Serve the console from this directory instead of services/console/dist. */
+    consoleDist?: string
     /** Listen on a loopback port over HTTPS (for agents' mTLS); the node attestor registry by default. */
     https?: boolean
   } = {},
@@ -60,10 +68,13 @@ export async function buildTestApp(
       maxBatch: defaults.maxBatch,
       trustDomainDefaults: { ...defaults.trustDomainDefaults },
       ...(opts.flows ? { flows: opts.flows } : {}),
+      ...(opts.federation ? { federation: opts.federation } : {}),
+      ...(opts.console ? { console: opts.console } : {}),
     },
     store,
     keys,
     clock: opts.clock ?? systemClock,
+    ...(opts.log ? { log: opts.log } : {}),
     ...(nodeAttestors ? { nodeAttestors } : {}),
   })
   let tls: { key: string; cert: string } | undefined
@@ -80,6 +91,7 @@ export async function buildTestApp(
     logger: process.env.SIGIL_TEST_LOG ? { level: 'info' } : false,
     bodyLimit: defaults.bodyLimit,
     ...(tls ? { https: tls } : {}),
+    ...(opts.consoleDist ? { consoleDist: opts.consoleDist } : {}),
   })
   let url: string | undefined
   if (opts.https) {

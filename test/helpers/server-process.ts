@@ -28,6 +28,8 @@ export interface ServerProcessOptions {
   /** Read the admin token from this data dir instead (replicas share the first server's token). */
   adminTokenFrom?: string
   port?: number
+  /** More `sigil server run` arguments (e.g. --config FILE). */
+  args?: string[]
 }
 
 export async function startServerProcess(
@@ -44,6 +46,7 @@ export async function startServerProcess(
     `127.0.0.1:${opts.port ?? 0}`,
   ]
   if (opts.store) args.push('--store', opts.store)
+  args.push(...(opts.args ?? []))
   const proc = spawn(process.execPath, args, {
     env: { ...process.env, SIGIL_LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

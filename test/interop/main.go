@@ -6,6 +6,10 @@
 //	interop dial  -socket S -addr A -expect ID   spiffetls mTLS client; prints the server's reply
 //	interop watch -socket S -n N           one line per X509 context update, until N were seen
 //	interop bench -socket S -n N           FetchX509SVID latency (p50, p99) over N calls
+//	interop bundle-endpoint -td TD -cert F -key F -bundle F -addr A
+//	                                       a SPIFFE bundle endpoint (go-spiffe's federation handler) with
+//	                                       an X509-SVID (https_spiffe); every file is read again per request
+//	interop fetch-bundle -td TD -url U -ca F   go-spiffe's federation client (https_web) against an endpoint
 //
 // The test builds this program twice with a different -X main.build, so the two binaries have
 // different code (different sha256) and the Workload API gives each its own identity.
@@ -15,17 +19,22 @@ import (
 	"bufio"
 	"context"
 	"crypto"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
+	"github.com/spiffe/go-spiffe/v2/federation"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
@@ -48,7 +57,21 @@ func main() {
 	addr := flags.String("addr", "127.0.0.1:0", "address to listen on or dial")
 	expect := flags.String("expect", "", "the SPIFFE ID a client expects of the server")
 	n := flags.Int("n", 1000, "calls for bench")
+	td := flags.String("td", "", "trust domain (bundle-endpoint, fetch-bundle)")
+	certFile := flags.String("cert", "", "certificate chain PEM (bundle-endpoint)")
+	keyFile := flags.String("key", "", "private key PEM (bundle-endpoint)")
+	bundleFile := flags.String("bundle", "", "SPIFFE bundle JSON (bundle-endpoint)")
+	url := flags.String("url", "", "bundle endpoint URL (fetch-bundle)")
+	caFile := flags.String("ca", "", "CA PEM for the endpoint's web certificate (fetch-bundle)")
 	_ = flags.Parse(os.Args[2:])
+	switch os.Args[1] {
+	case "bundle-endpoint":
+		bundleEndpoint(spiffeid.RequireTrustDomainFromString(*td), *certFile, *keyFile, *bundleFile, *addr)
+		return
+	case "fetch-bundle":
+		fetchBundle(spiffeid.RequireTrustDomainFromString(*td), *url, *caFile)
+		return
+	}
 	if *socket == "" {
 		fail(errors.New("-socket is required"))
 	}
@@ -227,6 +250,62 @@ func bench(ctx context.Context, socket string, n int) {
 		return float64(durations[int(q*float64(n-1))].Microseconds()) / 1000
 	}
 	emit(map[string]any{"calls": n, "p50Ms": at(0.50), "p99Ms": at(0.99), "maxMs": at(1), "callsPerSecond": float64(n) / total.Seconds()})
+}
+
+// fileBundles reads the bundle file on every request, so a test can rotate what the endpoint serves.
+type fileBundles struct {
+	td   spiffeid.TrustDomain
+	path string
+}
+
+func (f fileBundles) GetBundleForTrustDomain(td spiffeid.TrustDomain) (*spiffebundle.Bundle, error) {
+	if td != f.td {
+		return nil, fmt.Errorf("no bundle for %s", td)
+	}
+	return spiffebundle.Load(td, f.path)
+}
+
+func bundleEndpoint(td spiffeid.TrustDomain, certFile, keyFile, bundleFile, addr string) {
+	handler, err := federation.NewHandler(td, fileBundles{td: td, path: bundleFile})
+	check(err)
+	listener, err := net.Listen("tcp", addr)
+	check(err)
+	server := &http.Server{
+		Handler: handler,
+		TLSConfig: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			// Read again per handshake: the test swaps the endpoint's SVID (a CA rotation).
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+				return &cert, err
+			},
+		},
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	emit(map[string]any{"listening": listener.Addr().String()})
+	fail(server.ServeTLS(listener, "", ""))
+}
+
+func fetchBundle(td spiffeid.TrustDomain, url, caFile string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pem, err := os.ReadFile(caFile)
+	check(err)
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		fail(errors.New("no certificate in -ca"))
+	}
+	bundle, err := federation.FetchBundle(ctx, td, url, federation.WithWebPKIRoots(roots))
+	check(err)
+	seq, _ := bundle.SequenceNumber()
+	hint, _ := bundle.RefreshHint()
+	emit(map[string]any{
+		"trustDomain":     bundle.TrustDomain().String(),
+		"x509Authorities": len(bundle.X509Authorities()),
+		"jwtAuthorities":  len(bundle.JWTAuthorities()),
+		"sequence":        seq,
+		"refreshHint":     hint.Seconds(),
+	})
 }
 
 func keyMatches(svid *x509svid.SVID) bool {

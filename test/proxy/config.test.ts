@@ -80,10 +80,16 @@ const bad: Array<[string, string, RegExp]> = [
     /DNS label/,
   ],
   [
-    'the broker is refused clearly',
-    'upstreams:\n  - { name: db, listen: "127.0.0.1:1", spiffeId: "spiffe://e.org/db", agent: "10.0.0.1:1", tunnel: x }\n',
-    /tunnel/,
+    'agent and tunnel together',
+    'broker: { servers: ["10.0.0.1:8444"] }\nupstreams:\n  - { name: db, listen: "127.0.0.1:1", spiffeId: "spiffe://e.org/db", agent: "10.0.0.1:1", tunnel: x }\n',
+    /exactly one of agent/,
   ],
+  [
+    'a tunnel without brokers',
+    'upstreams:\n  - { name: db, listen: "127.0.0.1:1", spiffeId: "spiffe://e.org/db", tunnel: x }\n',
+    /needs broker\.servers/,
+  ],
+  ['an empty broker list', 'broker: { servers: [] }\n', /at least one broker/],
   ['not YAML', 'mesh: [\n', /line \d/],
 ]
 

@@ -8,7 +8,9 @@ import {
   StoreMissingTrustDomainError,
 } from '../../services/store/store.ts'
 import { runAgentConformance } from './conformance-agents.ts'
+import { runFederationConformance } from './conformance-federation.ts'
 import { runPolicyConformance } from './conformance-policy.ts'
+import { runTunnelConformance } from './conformance-tunnels.ts'
 import { runWatchConformance } from './conformance-watch.ts'
 import { apiToken, audit, entry, joinToken, jwtKey, rootCa, settings, trustDomain } from './records.ts'
 
@@ -842,4 +844,6 @@ export function runStoreConformance(t: Test, makeStore: () => Promise<Store>): v
   runAgentConformance(t, { open, withDomains })
   runWatchConformance(t, { open, withDomains })
   runPolicyConformance(t, { open, withDomains })
+  runFederationConformance(t, { open, withDomains })
+  runTunnelConformance(t, { open, withDomains })
 }

@@ -5,6 +5,7 @@ import type {
   ApiTokenRecord,
   AuditRecord,
   EntryRecord,
+  FederationRecord,
   JoinTokenRecord,
   JwtKeyRecord,
   PolicyRecord,
@@ -176,4 +177,28 @@ export function flow(td: string, id: string, start: number, overrides: Partial<F
     policyVersion: 1,
     ...overrides,
   }
+}
+
+export function federation(
+  td: string,
+  foreign: string,
+  overrides: Partial<FederationRecord> = {},
+): FederationRecord {
+  return {
+    trustDomain: td,
+    foreignTrustDomain: foreign,
+    bundleEndpointUrl: `https://${foreign}.example:8443/v1/federation/${foreign}/bundle`,
+    profile: 'https_web',
+    caBundlePem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+    sequence: 0,
+    refreshHintSeconds: 300,
+    lastRefreshAt: 0,
+    createdAt: 1_000,
+    ...overrides,
+  }
+}
+
+/** A bundle text as a federation stores it (its content only matters for equality). */
+export function bundleText(sequence: number, marker = 'k'): string {
+  return JSON.stringify({ keys: [{ use: 'jwt-svid', kid: marker }], spiffe_sequence: sequence })
 }

@@ -160,6 +160,19 @@ async function checkDomain(
     }
   }
 
+  for (const [foreign, text] of Object.entries(await redis.hgetall(k('fed')))) {
+    const record = parses(text) ? JSON.parse(text) : undefined
+    if (
+      !record ||
+      record.trustDomain !== td ||
+      record.foreignTrustDomain !== foreign ||
+      typeof record.sequence !== 'number' ||
+      typeof record.lastRefreshAt !== 'number'
+    ) {
+      p(`federation ${foreign} out of place: ${text.slice(0, 200)}`)
+    }
+  }
+
   const flows = await redis.zrange(k('flows'), 0, -1, 'WITHSCORES')
   const flowrec = await redis.hgetall(k('flowrec'))
   if (flows.length / 2 !== Object.keys(flowrec).length) p('flow set and records disagree in number')

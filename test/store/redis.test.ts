@@ -10,7 +10,9 @@ import {
   agent,
   apiToken,
   audit,
+  bundleText,
   entry,
+  federation,
   flow,
   joinToken,
   jwtKey,
@@ -139,6 +141,17 @@ t.test('the keyspace stays consistent, and a deleted domain leaves no key', asyn
       batch.push(flow(td, `f${i}`, now - 90_000 + i * 1_000, { side: 'ingress' }))
       await store.appendFlows(td, batch, retention, now)
     }
+    for (const foreign of ['p1.org', 'p2.org', 'p3.org']) {
+      await store.createFederation(federation(td, foreign))
+      await store.putFederationBundle(td, foreign, {
+        bundle: bundleText(2, foreign),
+        sequence: 2,
+        refreshHintSeconds: 5,
+        refreshedAt: now,
+      })
+      await store.recordFederationError(td, foreign, 'endpoint "down"', now)
+    }
+    await store.deleteFederation(td, 'p3.org')
     await store.appendAudit(audit(td, 1))
     await store.recordIssuances([
       {

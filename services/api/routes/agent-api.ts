@@ -91,7 +91,7 @@ function chainView(chainDer: Buffer[]) {
 }
 
 export default async function agentApiRoutes(fastify: FastifyInstance): Promise<void> {
-  const { agents, trustDomains, authority, store, clock, flows, policies } = fastify.sigil
+  const { agents, trustDomains, authority, store, clock, flows, policies, federation } = fastify.sigil
 
   fastify.post<{
     Body: {
@@ -282,7 +282,7 @@ export default async function agentApiRoutes(fastify: FastifyInstance): Promise<
       schema: {
         tags,
         summary:
-          "Server-sent events: `state` with the agent's entries, bundle and network policy, on every change",
+          "Server-sent events: `state` with the agent's entries, bundle, the federated bundles its entries name, and the network policy, on every change",
       },
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
@@ -296,10 +296,16 @@ export default async function agentApiRoutes(fastify: FastifyInstance): Promise<
           authority.bundle(td.name),
           policies.get(td),
         ])
+        // Only the foreign bundles this agent's workloads federate with.
+        const federatedBundles = await federation.bundlesFor(
+          td.name,
+          entries.flatMap((e) => e.federatesWith),
+        )
         return {
           agent: agentView(agent),
           entries: entries.map(entryView),
           bundle: { pem: bundlePem(bundle), spiffe: spiffeBundle(bundle) },
+          federatedBundles,
           // The network policy the agent's proxy enforces (policyFromView rebuilds it).
           policy: { version: policy.version, ...toPolicyJson(policy.policy) },
         }

@@ -34,16 +34,26 @@ export default async function authorityRoutes(fastify: FastifyInstance): Promise
     async (request) => statusView(await authority.status(await trustDomains.get(request.params.trustDomain))),
   )
 
-  fastify.post<{ Params: { trustDomain: string } }>(
+  fastify.post<{ Params: { trustDomain: string }; Querystring: { root?: 'true' | 'false' } }>(
     '/v1/trust-domains/:trustDomain/authority/rotate',
     {
       config: { auth: { kind: 'trust-domain', role: 'admin' }, action: 'authority.rotate' },
       schema: {
         tags,
         summary: "Rotate this server's intermediate CA and JWT key now (SVIDs already issued stay valid)",
+        description:
+          'With ?root=true a new root CA is added to the bundle first and new SVIDs chain to it; the old root stays in the bundle until it expires.',
         params: trustDomainParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { root: { type: 'string', enum: ['true', 'false'] } },
+        },
       },
     },
-    async (request) => statusView(await authority.rotate(await trustDomains.get(request.params.trustDomain))),
+    async (request) => {
+      const td = await trustDomains.get(request.params.trustDomain)
+      return statusView(await authority.rotate(td, { root: request.query.root === 'true' }))
+    },
   )
 }

@@ -3,7 +3,7 @@ import { bundlePem, spiffeBundle } from '../../authority/bundle.ts'
 import { trustDomainParams } from '../schemas.ts'
 
 export default async function bundleRoutes(fastify: FastifyInstance): Promise<void> {
-  const { authority, trustDomains } = fastify.sigil
+  const { authority, trustDomains, federation } = fastify.sigil
 
   fastify.get<{ Params: { trustDomain: string }; Querystring: { format?: 'pem' | 'spiffe' } }>(
     '/v1/trust-domains/:trustDomain/bundle',
@@ -24,7 +24,7 @@ export default async function bundleRoutes(fastify: FastifyInstance): Promise<vo
       const td = await trustDomains.get(request.params.trustDomain)
       const bundle = await authority.bundle(td.name)
       if (request.query.format === 'pem') return reply.type('application/x-pem-file').send(bundlePem(bundle))
-      return spiffeBundle(bundle)
+      return spiffeBundle(bundle, federation.refreshHintSeconds)
     },
   )
 
@@ -42,7 +42,7 @@ export default async function bundleRoutes(fastify: FastifyInstance): Promise<vo
     },
     async (request) => {
       const td = await trustDomains.get(request.params.trustDomain)
-      return spiffeBundle(await authority.bundle(td.name))
+      return spiffeBundle(await authority.bundle(td.name), federation.refreshHintSeconds)
     },
   )
 }

@@ -59,7 +59,7 @@ export default async function flowRoutes(fastify: FastifyInstance): Promise<void
             limit: { type: 'string', pattern: '^[0-9]{1,4}$', description: `1-${MAX_LIST}, default 500` },
             verdict,
             spiffeId: { ...spiffeId, description: 'flows whose source or destination has this SPIFFE ID' },
-            side: { type: 'string', enum: ['egress', 'ingress'] },
+            side: { type: 'string', enum: ['egress', 'ingress', 'relay'] },
           },
         },
         response: withErrors({}),

@@ -262,6 +262,46 @@ export default async function policyRoutes(fastify: FastifyInstance): Promise<vo
     },
   )
 
+  fastify.post<{ Params: { trustDomain: string }; Body: { text?: string; policy?: PolicyInputJson } }>(
+    `${base}/validate`,
+    {
+      bodyLimit: 2 * MAX_TEXT + 64 * 1024,
+      // A question, not a change (the console checks as the user types): viewers may ask, not audited.
+      config: { auth: { kind: 'trust-domain', role: 'viewer' } },
+      schema: {
+        tags,
+        summary:
+          'Check a policy without setting it: `{ valid: true, mode, rules }`, or `{ valid: false, error }` with the error PUT would answer (POLICY_INVALID with details { line, column, path })',
+        params: trustDomainParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            text: { type: 'string', maxLength: MAX_TEXT, description: 'a policy file (YAML)' },
+            policy: policyJsonSchema,
+          },
+        },
+        response: withErrors({}),
+      },
+    },
+    async (request) => {
+      const td = await trustDomains.get(request.params.trustDomain)
+      const input = inputOf(request.body ?? {}, true)!
+      try {
+        const { policy } = policies.validate(td, input, await policies.mode(td))
+        return { valid: true, mode: policy.mode, rules: policy.rules.length }
+      } catch (err) {
+        if (!(err instanceof SigilError)) throw err
+        const error: { code: string; message: string; details?: Record<string, unknown> } = {
+          code: err.code,
+          message: err.message,
+        }
+        if (err.details) error.details = err.details
+        return { valid: false, error }
+      }
+    },
+  )
+
   fastify.get<{
     Params: { trustDomain: string }
     Querystring: { since?: string; format?: RecommendationFormat }

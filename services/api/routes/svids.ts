@@ -28,7 +28,7 @@ function x509View(r: Extract<X509IssueResult, { ok: true }>) {
 }
 
 export default async function svidRoutes(fastify: FastifyInstance): Promise<void> {
-  const { svids, trustDomains, metrics } = fastify.sigil
+  const { svids, trustDomains, metrics, authority } = fastify.sigil
   const tags = ['SVIDs']
 
   fastify.post<{ Params: { trustDomain: string }; Body: X509Request }>(
@@ -115,6 +115,32 @@ export default async function svidRoutes(fastify: FastifyInstance): Promise<void
       const jwt = await svids.mintJwt(td, req)
       metrics.svidsIssued.inc({ kind: 'jwt' })
       return { spiffeId: req.spiffeId, token: jwt.token, expiresAt: new Date(jwt.expiresAt).toISOString() }
+    },
+  )
+
+  fastify.get<{ Params: { trustDomain: string }; Querystring: { hours?: string } }>(
+    '/v1/trust-domains/:trustDomain/svids/issued',
+    {
+      config: { auth: { kind: 'trust-domain', role: 'viewer' } },
+      schema: {
+        tags,
+        summary:
+          'SVIDs (X.509 and JWT, to agents and through the API) issued per clock hour, oldest first; the last hour is in progress',
+        params: trustDomainParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            hours: { type: 'string', pattern: '^[0-9]{1,3}$', description: '1-168, default 24' },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const td = await trustDomains.get(request.params.trustDomain)
+      const hours = Math.min(Math.max(Number(request.query.hours ?? 24), 1), 168)
+      const buckets = await authority.issuedPerHour(td.name, hours)
+      return { hours: buckets.map((b) => ({ start: new Date(b.start).toISOString(), count: b.count })) }
     },
   )
 }

@@ -14,6 +14,7 @@ export function serverCommands(program: Command): void {
     .option('--listen <host:port>', 'HTTPS listen address (default 127.0.0.1:8443)')
     .option('--store <url>', 'sqlite:PATH (default: DATA_DIR/sigil.db) or redis://HOST:PORT/DB')
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug, trace, silent')
+    .option('--broker-listen <host:port>', 'also run the tunnel broker here (port 0 picks one; logged)')
     .action(
       async (opts: {
         config?: string
@@ -21,6 +22,7 @@ export function serverCommands(program: Command): void {
         listen?: string
         store?: string
         logLevel?: string
+        brokerListen?: string
       }) => {
         let config: ReturnType<typeof resolveConfig>
         try {

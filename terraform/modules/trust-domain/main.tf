@@ -85,3 +85,14 @@ resource "sigil_policy" "this" {
     }
   }
 }
+
+resource "sigil_tunnel" "this" {
+  for_each = var.tunnels
+
+  trust_domain = sigil_trust_domain.this.name
+  name         = each.key
+  spiffe_id    = each.value.spiffe_id
+  agent        = each.value.agent
+  service      = each.value.service # null: the tunnel's name
+  port         = each.value.port
+}

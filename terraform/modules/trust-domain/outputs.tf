@@ -33,3 +33,8 @@ output "policy_version" {
   description = "The version of the trust domain's policy after this configuration was applied, or null when `policy` is not set."
   value       = one(sigil_policy.this[*].version)
 }
+
+output "tunnel_ids" {
+  description = "The ID (`TRUST_DOMAIN/NAME`) of each tunnel, by its name."
+  value       = { for k, t in sigil_tunnel.this : k => t.id }
+}

@@ -182,3 +182,36 @@ variable "policy" {
     error_message = "Policy ports must be ports (\"443\") or ranges (\"8000-8100\") between 1 and 65535; leave ports out (null) to allow every port."
   }
 }
+
+variable "tunnels" {
+  description = <<-EOT
+    Tunnels through the broker (`sigil_tunnel`), keyed by the tunnel's name (what callers' agents write
+    as `tunnel: NAME`). Each: `spiffe_id` (the service's, in this trust domain), `agent` (the agent that
+    offers the service, `spiffe://NAME/sigil/agent/...`), and optionally `service` (its name in that
+    agent's proxy configuration, default: the key) and `port`. Any change replaces the tunnel.
+  EOT
+  type = map(object({
+    spiffe_id = string
+    agent     = string
+    service   = optional(string)
+    port      = optional(number)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.tunnels) : can(regex("^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$", k))])
+    error_message = "Tunnel names (the keys of tunnels) must be DNS labels: 1 to 63 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit."
+  }
+
+  validation {
+    condition = alltrue([
+      for t in values(var.tunnels) : startswith(t.spiffe_id, "spiffe://${var.name}/") && startswith(t.agent, "spiffe://${var.name}/sigil/agent/")
+    ])
+    error_message = "Each tunnel's spiffe_id must be a SPIFFE ID of this trust domain (spiffe://NAME/...), and its agent the SPIFFE ID of an agent of it (spiffe://NAME/sigil/agent/...)."
+  }
+
+  validation {
+    condition     = alltrue([for t in values(var.tunnels) : t.port == null ? true : t.port >= 1 && t.port <= 65535 && floor(t.port) == t.port])
+    error_message = "A tunnel's port must be a whole number between 1 and 65535 (or null)."
+  }
+}

@@ -46,7 +46,8 @@ func (p *sigilProvider) Metadata(_ context.Context, _ provider.MetadataRequest, 
 func (p *sigilProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Manages Sigil, a multi-tenant SPIFFE trust service: " +
-			"trust domains, registration entries, join tokens and network policies, and reads bundles.\n\n" +
+			"trust domains, registration entries, join tokens, network policies, federations and tunnels, and " +
+			"reads bundles and agents.\n\n" +
 			"The provider talks to Sigil's HTTPS API (`/v1`) with an API token. It speaks TLS 1.2 or later and, when " +
 			"`ca_bundle` is set, trusts only that CA: point it at the `server-ca.pem` the server writes into its data " +
 			"directory. Every attribute can also come from the environment, like the `sigil` CLI's flags.",
@@ -156,6 +157,8 @@ func (p *sigilProvider) Resources(context.Context) []func() resource.Resource {
 		newRegistrationEntryResource,
 		newJoinTokenResource,
 		newPolicyResource,
+		newFederationResource,
+		newTunnelResource,
 	}
 }
 
