@@ -556,7 +556,7 @@ async function setUp(
         '--proxy-config',
         config,
       ],
-      { NODE_OPTIONS: AGENT_NODE_OPTIONS },
+      { NODE_OPTIONS: process.env.SCRATCH_NODE_OPTIONS ?? AGENT_NODE_OPTIONS },
     )
     children.push(child)
     return child

@@ -84,7 +84,7 @@ export class BrokerClient {
     for (const link of ready) {
       last = await this.#request(link.session!, tunnel, headers)
       // Another broker may have the serving agent when this one does not.
-      if (last.ok || (last.status !== 503 && last.status !== 502)) return last
+      if (last.ok || (last.status !== 503 && last.status !== 502 && last.status !== 504)) return last
     }
     return last!
   }
@@ -124,6 +124,26 @@ export class BrokerClient {
           reason: `the broker stream failed: ${err.message}`,
         }),
       )
+      // A stream on a connection that dies before answering only closes: say so, so the next broker is tried.
+      stream.once('close', () =>
+        resolve({
+          ok: false,
+          status: 502,
+          code: 'BROKER_FAILED',
+          reason: 'the broker connection closed before it answered',
+        }),
+      )
+      const timer = setTimeout(() => {
+        stream.close(http2.constants.NGHTTP2_CANCEL)
+        resolve({
+          ok: false,
+          status: 504,
+          code: 'BROKER_TIMEOUT',
+          reason: 'the broker did not answer within 15 s',
+        })
+      }, 15_000)
+      timer.unref()
+      stream.once('response', () => clearTimeout(timer))
     })
   }
 

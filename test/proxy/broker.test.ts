@@ -11,6 +11,7 @@ import { Agent } from '../../agents/daemon/agent.ts'
 import { type DataPlane, startDataPlane } from '../../agents/daemon/data-plane.ts'
 import { parseProxyConfig } from '../../agents/proxy/config.ts'
 import { createWorkloadAttestor } from '../../agents/workload/attestor.ts'
+import type { Log } from '../../agents/workload/log.ts'
 import { buildClient, echoServer, runClient, sha256File } from '../helpers/proxy.ts'
 import { sigilBin, startServerProcess } from '../helpers/server-process.ts'
 import { tempDir } from '../helpers/tools.ts'
@@ -50,7 +51,11 @@ t.test('a tunnel through the broker', async (t) => {
 
   const echo = await echoServer(t, 'db:')
 
-  async function startAgent(id: string, yaml: string): Promise<{ agent: Agent; plane: DataPlane }> {
+  async function startAgent(
+    id: string,
+    yaml: string,
+    log: Log = quiet,
+  ): Promise<{ agent: Agent; plane: DataPlane }> {
     const { token } = await api.request<{ token: string }>('POST', `/v1/trust-domains/${TD}/join-tokens`, {
       spiffeId: id,
     })
@@ -68,7 +73,7 @@ t.test('a tunnel through the broker', async (t) => {
       agent,
       config: parseProxyConfig(yaml),
       attestor: createWorkloadAttestor(),
-      log: quiet,
+      log,
       flowIntervalMs: 100,
     })
     t.teardown(() => plane.close())
@@ -337,9 +342,16 @@ t.test('a tunnel through the broker', async (t) => {
       nodeB3,
       `broker: { servers: ${servers} }\nmesh: { listen: "127.0.0.1:0" }\nservices:\n  - { name: db, spiffeId: "${DB}", forward: "127.0.0.1:${echo.port}" }\n`,
     )
+    const a2log: string[] = []
     const a2 = await startAgent(
       nodeA3,
       `broker: { servers: ${servers} }\nupstreams:\n  - { name: db, listen: "127.0.0.1:0", spiffeId: "${DB}", tunnel: db3 }\n`,
+      {
+        info: (o: object, m: string) => a2log.push(`${Date.now()} ${m} ${JSON.stringify(o)}`),
+        warn: (o: object, m: string) => a2log.push(`${Date.now()} ${m} ${JSON.stringify(o)}`),
+        error: (o: object, m: string) => a2log.push(`${Date.now()} ${m} ${JSON.stringify(o)}`),
+        debug: (o: object, m: string) => a2log.push(`${Date.now()} ${m} ${JSON.stringify(o)}`),
+      },
     )
     await until('both agents on both brokers', () =>
       a2.plane.proxy.broker!.connected().length === 2 && b2.plane.proxy.broker!.connected().length === 2
@@ -353,6 +365,12 @@ t.test('a tunnel through the broker', async (t) => {
     const after = await until('the tunnel through the other broker', async () => {
       const r = await runClient(client, port, 'one down\n')
       return r.stdout === 'db:one down\n' ? r : undefined
+    }).catch(async (err) => {
+      const { flows } = await api.request<{ flows: Array<Record<string, any>> }>(
+        'GET',
+        `/v1/trust-domains/${TD}/flows?verdict=denied&limit=5`,
+      )
+      throw new Error(`${err.message}: ${flows.map((f) => f.reason).join(' | ')}\n${a2log.join('\n')}`)
     })
     t.equal(after.stdout, 'db:one down\n', 'the second broker carries the tunnel')
   })
