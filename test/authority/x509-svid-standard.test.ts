@@ -181,7 +181,10 @@ for (const caType of ['ec-p256', 'ec-p384', 'rsa-2048'] as CaKeyType[]) {
       t.ok(cku.critical && cku.usages & x509.KeyUsageFlags.keyCertSign, 'signing cert has keyCertSign')
       // 16 random octets: a leading zero octet is dropped by the DER encoding (1 time in 256).
       const caSerial = BigInt(`0x${c.serialNumber}`)
-      t.ok(caSerial > 0n && caSerial < 2n ** 128n, 'CA serial is a positive random integer of at most 128 bits')
+      t.ok(
+        caSerial > 0n && caSerial < 2n ** 128n,
+        'CA serial is a positive random integer of at most 128 bits',
+      )
     }
     t.equal(intCert.getExtension(x509.BasicConstraintsExtension)!.pathLength, 0)
     t.match(intCert.subject, /^O=Sigil, CN=example\.org intermediate CA [0-9a-f]{8}$/)
