@@ -533,7 +533,8 @@ async function setUp(
     })
     const config = path.join(dir, `${name.replace(' ', '-')}-proxy.yaml`)
     writeFileSync(config, `${proxyYaml.join('\n')}\n`)
-    // --cpu-prof is refused in NODE_OPTIONS: it goes on the command line.
+    // Not test/helpers/agent-process.ts: --cpu-prof is refused in NODE_OPTIONS, so it goes on node's
+    // own command line, before the script.
     const prof = opts.agentCpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.agentCpuProfDir] : []
     const child = startChild(
       name,
@@ -556,7 +557,7 @@ async function setUp(
         '--proxy-config',
         config,
       ],
-      { NODE_OPTIONS: process.env.SCRATCH_NODE_OPTIONS ?? AGENT_NODE_OPTIONS },
+      { NODE_OPTIONS: AGENT_NODE_OPTIONS },
     )
     children.push(child)
     return child
@@ -711,10 +712,6 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<void> {
     }
 
     const up = await each('upload', (port) => upload(port, streamBytes))
-    if (process.env.SCRATCH_ONLY === 'upload') {
-      for (const l of cpuLines) console.log(l, JSON.stringify(up))
-      return
-    }
     const down = await each('download', (port) => download(port, streamBytes))
     const lat1 = await each('latency 1 x 1000/s', (port) => latency(port, 1, 1000, latencySeconds, 1))
     const lat10 = await each('latency 10 x 100/s', (port) => latency(port, 10, 1000, latencySeconds, 1))

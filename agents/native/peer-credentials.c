@@ -13,6 +13,9 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 
 #include <node_api.h>
 
@@ -186,6 +189,81 @@ static napi_value original_dst(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// socketOwner(family, srcAddr, srcPort, dstAddr, dstPort) -> { inode, uid } of the TCP socket with
+// exactly that 4-tuple (as its owner sees it: src is its local end), or null when there is none. One
+// NETLINK_SOCK_DIAG request without NLM_F_DUMP: the kernel does a single hash lookup, so the cost does not
+// grow with the size of the TCP table (reading /proc/net/tcp walks every bucket of it).
+static napi_value socket_owner(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (family, srcAddr, srcPort, dstAddr, dstPort)");
+    return NULL;
+  }
+  int32_t family, sport, dport;
+  char src[INET6_ADDRSTRLEN + 1], dst[INET6_ADDRSTRLEN + 1];
+  size_t len;
+  if (napi_get_value_int32(env, argv[0], &family) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], src, sizeof src, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &sport) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[3], dst, sizeof dst, &len) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &dport) != napi_ok || (family != 4 && family != 6) ||
+      sport < 0 || sport > 65535 || dport < 0 || dport > 65535) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (4|6, address, port, address, port)");
+    return NULL;
+  }
+  struct {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 req;
+  } msg;
+  memset(&msg, 0, sizeof msg);
+  msg.nlh.nlmsg_len = sizeof msg;
+  msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  msg.nlh.nlmsg_flags = NLM_F_REQUEST;
+  msg.req.sdiag_family = family == 4 ? AF_INET : AF_INET6;
+  msg.req.sdiag_protocol = IPPROTO_TCP;
+  msg.req.idiag_states = ~0U;
+  msg.req.id.idiag_sport = htons((uint16_t)sport);
+  msg.req.id.idiag_dport = htons((uint16_t)dport);
+  msg.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  int ok = family == 4 ? inet_pton(AF_INET, src, msg.req.id.idiag_src) == 1 &&
+                             inet_pton(AF_INET, dst, msg.req.id.idiag_dst) == 1
+                       : inet_pton(AF_INET6, src, msg.req.id.idiag_src) == 1 &&
+                             inet_pton(AF_INET6, dst, msg.req.id.idiag_dst) == 1;
+  if (!ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "not an IP address of that family");
+    return NULL;
+  }
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return throw_errno(env, errno, "socket(NETLINK_SOCK_DIAG)");
+  struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
+  if (sendto(fd, &msg, sizeof msg, 0, (struct sockaddr *)&nl, sizeof nl) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "sendto(NETLINK_SOCK_DIAG)");
+  }
+  char buf[8192];
+  ssize_t n;
+  do n = recv(fd, buf, sizeof buf, 0);
+  while (n < 0 && errno == EINTR);
+  int err = errno;
+  close(fd);
+  if (n < 0) return throw_errno(env, err, "recv(NETLINK_SOCK_DIAG)");
+  napi_value result;
+  struct nlmsghdr *h = (struct nlmsghdr *)buf;
+  if (!NLMSG_OK(h, (size_t)n) || h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE) {
+    // ENOENT (no such socket) and every other refusal: not found.
+    napi_get_null(env, &result);
+    return result;
+  }
+  struct inet_diag_msg *m = NLMSG_DATA(h);
+  napi_create_object(env, &result);
+  set_int(env, result, "inode", m->idiag_inode);
+  set_int(env, result, "uid", m->idiag_uid);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -193,6 +271,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "pidfdOpen", NULL, pidfd_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pidfdAlive", NULL, pidfd_alive, NULL, NULL, NULL, napi_enumerable, NULL },
     { "originalDst", NULL, original_dst, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "socketOwner", NULL, socket_owner, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

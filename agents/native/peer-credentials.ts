@@ -16,6 +16,13 @@ interface Addon {
   pidfdOpen(pid: number): number
   pidfdAlive(pidfd: number): boolean
   originalDst(fd: number): { address: string; port: number; family: 4 | 6 } | null
+  socketOwner(
+    family: 4 | 6,
+    srcAddress: string,
+    srcPort: number,
+    dstAddress: string,
+    dstPort: number,
+  ): { inode: number; uid: number } | null
 }
 
 const ADDON_PATH = './build/Release/sigil_native.node'
@@ -61,6 +68,18 @@ export function pidfdAlive(pidfd: number): boolean {
  */
 export function originalDst(fd: number): { address: string; port: number; family: 4 | 6 } | null {
   return load().originalDst(fd)
+}
+
+/**
+ * The inode and uid of the TCP socket whose own end is src and whose peer is dst (NETLINK_SOCK_DIAG, one
+ * exact lookup), or null when there is no such socket.
+ */
+export function socketOwner(
+  family: 4 | 6,
+  src: { address: string; port: number },
+  dst: { address: string; port: number },
+): { inode: number; uid: number } | null {
+  return load().socketOwner(family, src.address, src.port, dst.address, dst.port)
 }
 
 /** Throws the build hint when the addon is missing; call at start-up to fail early. */

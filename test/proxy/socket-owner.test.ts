@@ -14,37 +14,45 @@ async function listen(host: string): Promise<net.Server> {
   return server
 }
 
-for (const host of ['127.0.0.1', '::1']) {
-  t.test(`finds the process that connected over ${host}`, async (t) => {
-    const server = await listen(host)
-    t.teardown(() => server.close())
-    const { port } = server.address() as net.AddressInfo
-    const accepted = once(server, 'connection')
-    // A child process connects and waits; python3 is the client so it is surely another process.
-    const child = spawn('python3', [
-      '-c',
-      `import socket,sys,time\ns=socket.create_connection(("${host}",${port}))\nsys.stdout.write("up\\n");sys.stdout.flush()\ntime.sleep(30)`,
-    ])
-    t.teardown(() => child.kill())
-    const [socket] = (await accepted) as [net.Socket]
-    t.teardown(() => socket.destroy())
-    const owners = new SocketOwners()
-    const found = owners.find({ address: socket.remoteAddress!, port: socket.remotePort! }, [
-      { address: socket.localAddress!, port: socket.localPort! },
-    ])
-    t.equal(found?.pid, child.pid, 'the pid that holds the client socket')
-    t.equal(found?.uid, process.getuid?.())
-    t.match(found?.fdPath, new RegExp(`^/proc/${child.pid}/fd/\\d+$`))
-    const again = owners.find({ address: socket.remoteAddress!, port: socket.remotePort! }, [
-      { address: socket.localAddress!, port: socket.localPort! },
-    ])
-    t.equal(again?.pid, child.pid, 'found again through the recent-process list')
-    t.equal(
-      owners.find({ address: socket.remoteAddress!, port: 1 }, [
+for (const [host, netlink] of [
+  ['127.0.0.1', true],
+  ['::1', true],
+  ['127.0.0.1', false],
+  ['::1', false],
+] as const) {
+  t.test(
+    `finds the process that connected over ${host} (${netlink ? 'sock_diag' : '/proc/net/tcp'})`,
+    async (t) => {
+      const server = await listen(host)
+      t.teardown(() => server.close())
+      const { port } = server.address() as net.AddressInfo
+      const accepted = once(server, 'connection')
+      // A child process connects and waits; python3 is the client so it is surely another process.
+      const child = spawn('python3', [
+        '-c',
+        `import socket,sys,time\ns=socket.create_connection(("${host}",${port}))\nsys.stdout.write("up\\n");sys.stdout.flush()\ntime.sleep(30)`,
+      ])
+      t.teardown(() => child.kill())
+      const [socket] = (await accepted) as [net.Socket]
+      t.teardown(() => socket.destroy())
+      const owners = new SocketOwners('/proc', { netlink })
+      const found = owners.find({ address: socket.remoteAddress!, port: socket.remotePort! }, [
         { address: socket.localAddress!, port: socket.localPort! },
-      ]),
-      undefined,
-      'no socket with that address: no owner',
-    )
-  })
+      ])
+      t.equal(found?.pid, child.pid, 'the pid that holds the client socket')
+      t.equal(found?.uid, process.getuid?.())
+      t.match(found?.fdPath, new RegExp(`^/proc/${child.pid}/fd/\\d+$`))
+      const again = owners.find({ address: socket.remoteAddress!, port: socket.remotePort! }, [
+        { address: socket.localAddress!, port: socket.localPort! },
+      ])
+      t.equal(again?.pid, child.pid, 'found again through the recent-process list')
+      t.equal(
+        owners.find({ address: socket.remoteAddress!, port: 1 }, [
+          { address: socket.localAddress!, port: socket.localPort! },
+        ]),
+        undefined,
+        'no socket with that address: no owner',
+      )
+    },
+  )
 }
