@@ -8,11 +8,12 @@ import http2 from 'node:http2'
 import path from 'node:path'
 import t from 'tap'
 import { Agent } from '../../agents/daemon/agent.ts'
-import { type DataPlane, startDataPlane } from '../../agents/daemon/data-plane.ts'
+import { startDataPlane } from '../../agents/daemon/data-plane.ts'
 import { parseProxyConfig } from '../../agents/proxy/config.ts'
 import { createWorkloadAttestor } from '../../agents/workload/attestor.ts'
 import type { Log } from '../../agents/workload/log.ts'
 import { buildClient, echoServer, runClient, sha256File } from '../helpers/proxy.ts'
+import { startProxyAgent } from '../helpers/proxy-agent.ts'
 import { sigilBin, startServerProcess } from '../helpers/server-process.ts'
 import { tempDir } from '../helpers/tools.ts'
 import { until } from '../helpers/wait.ts'
@@ -51,34 +52,8 @@ t.test('a tunnel through the broker', async (t) => {
 
   const echo = await echoServer(t, 'db:')
 
-  async function startAgent(
-    id: string,
-    yaml: string,
-    log: Log = quiet,
-  ): Promise<{ agent: Agent; plane: DataPlane }> {
-    const { token } = await api.request<{ token: string }>('POST', `/v1/trust-domains/${TD}/join-tokens`, {
-      spiffeId: id,
-    })
-    const agent = new Agent({
-      server: new URL(server.url),
-      trustDomain: TD,
-      trustBundlePem: server.caPem,
-      attestor: { name: 'join_token', evidence: async () => ({ token }) },
-      log: quiet,
-    })
-    t.teardown(() => agent.close())
-    await agent.start()
-    await agent.whenSynced()
-    const plane = await startDataPlane({
-      agent,
-      config: parseProxyConfig(yaml),
-      attestor: createWorkloadAttestor(),
-      log,
-      flowIntervalMs: 100,
-    })
-    t.teardown(() => plane.close())
-    return { agent, plane }
-  }
+  const startAgent = (id: string, proxyYaml: string, log: Log = quiet) =>
+    startProxyAgent(t, { api, server, trustDomain: TD, id, proxyYaml, log })
   const b = await startAgent(
     nodeB,
     `broker: { servers: ["${brokerAddr}"] }\nmesh: { listen: "127.0.0.1:0" }\nservices:\n  - { name: db, spiffeId: "${DB}", forward: "127.0.0.1:${echo.port}" }\n`,

@@ -9,10 +9,6 @@ import net from 'node:net'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { Agent } from '../../agents/daemon/agent.ts'
-import { type DataPlane, startDataPlane } from '../../agents/daemon/data-plane.ts'
-import { parseProxyConfig } from '../../agents/proxy/config.ts'
-import { createWorkloadAttestor } from '../../agents/workload/attestor.ts'
 import type { Log } from '../../agents/workload/log.ts'
 import type { FlowRecord } from '../../services/flows/flow.ts'
 import { makeCsr } from '../helpers/csr.ts'
@@ -26,6 +22,7 @@ import {
   runClient,
   sha256File,
 } from '../helpers/proxy.ts'
+import { startProxyAgent } from '../helpers/proxy-agent.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
 import { requireTool, tempDir } from '../helpers/tools.ts'
 import { until } from '../helpers/wait.ts'
@@ -75,34 +72,8 @@ t.test('two agents carry, decide and report connections', async (t) => {
   const outside = await echoServer(t, 'outside:')
 
   const meshLog: string[] = []
-  async function startAgent(
-    id: string,
-    proxyYaml: string,
-    log: Log = quiet,
-  ): Promise<{ agent: Agent; plane: DataPlane }> {
-    const { token } = await api.request<{ token: string }>('POST', `/v1/trust-domains/${TD}/join-tokens`, {
-      spiffeId: id,
-    })
-    const agent = new Agent({
-      server: new URL(server.url),
-      trustDomain: TD,
-      trustBundlePem: server.caPem,
-      attestor: { name: 'join_token', evidence: async () => ({ token }) },
-      log: quiet,
-    })
-    t.teardown(() => agent.close())
-    await agent.start()
-    await agent.whenSynced()
-    const plane = await startDataPlane({
-      agent,
-      config: parseProxyConfig(proxyYaml),
-      attestor: createWorkloadAttestor(),
-      log,
-      flowIntervalMs: 100,
-    })
-    t.teardown(() => plane.close())
-    return { agent, plane }
-  }
+  const startAgent = (id: string, proxyYaml: string, log: Log = quiet) =>
+    startProxyAgent(t, { api, server, trustDomain: TD, id, proxyYaml, log })
 
   const b = await startAgent(
     nodeB,

@@ -4,11 +4,8 @@
 // upstream and carries it over the mesh to agent B. Prints one JSON line with what happened.
 
 import path from 'node:path'
-import { Agent } from '../../agents/daemon/agent.ts'
-import { startDataPlane } from '../../agents/daemon/data-plane.ts'
-import { parseProxyConfig } from '../../agents/proxy/config.ts'
-import { createWorkloadAttestor } from '../../agents/workload/attestor.ts'
 import { buildClient, echoServer, runClient, sha256File } from '../helpers/proxy.ts'
+import { startProxyAgent } from '../helpers/proxy-agent.ts'
 import { startServerProcess } from '../helpers/server-process.ts'
 import { tempDir } from '../helpers/tools.ts'
 import { until } from '../helpers/wait.ts'
@@ -16,7 +13,7 @@ import { until } from '../helpers/wait.ts'
 const [transparentPort] = process.argv.slice(2).map(Number)
 const teardowns: Array<() => unknown> = []
 const t = { teardown: (fn: () => unknown) => teardowns.push(fn) }
-const quiet = { info() {}, warn() {}, error() {} }
+const _quiet = { info() {}, warn() {}, error() {} }
 const TD = 'example.org'
 
 async function main() {
@@ -37,30 +34,14 @@ async function main() {
     selectors: ['unix:uid:0'],
   })
   const echo = await echoServer(t, 'echo:')
-  const start = async (node: string, yaml: string) => {
-    const { token } = await api.request<{ token: string }>('POST', `/v1/trust-domains/${TD}/join-tokens`, {
-      spiffeId: `spiffe://${TD}/sigil/agent/join_token/${node}`,
-    })
-    const agent = new Agent({
-      server: new URL(server.url),
+  const start = (node: string, proxyYaml: string) =>
+    startProxyAgent(t, {
+      api,
+      server,
       trustDomain: TD,
-      trustBundlePem: server.caPem,
-      attestor: { name: 'join_token', evidence: async () => ({ token }) },
-      log: quiet,
+      id: `spiffe://${TD}/sigil/agent/join_token/${node}`,
+      proxyYaml,
     })
-    teardowns.push(() => agent.close())
-    await agent.start()
-    await agent.whenSynced()
-    const plane = await startDataPlane({
-      agent,
-      config: parseProxyConfig(yaml),
-      attestor: createWorkloadAttestor(),
-      log: quiet,
-      flowIntervalMs: 100,
-    })
-    teardowns.push(() => plane.close())
-    return { agent, plane }
-  }
   const b = await start(
     'node-b',
     `mesh: { listen: "127.0.0.1:0" }\nservices:\n  - { name: db, spiffeId: "spiffe://${TD}/db", forward: "127.0.0.1:${echo.port}" }\n`,
