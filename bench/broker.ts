@@ -329,6 +329,7 @@ export async function run(opts: { quick?: boolean } = {}): Promise<void> {
                 resolve(true)
               }
             })
+            s.resume()
             s.write(msg)
           }),
       ),

@@ -5,14 +5,26 @@
 // a connection, and a broker restart costs at most the reconnect time.
 
 import http2 from 'node:http2'
+import { isIP } from 'node:net'
 import type { Duplex } from 'node:stream'
+import tls, { type TLSSocket } from 'node:tls'
+import { RELAY_ALPN } from '../../services/broker/broker.ts'
 import type { Log } from '../workload/log.ts'
 import type { AgentCredentials } from './certificates.ts'
 import { formatHostPort, type HostPort } from './config.ts'
 
 export type TunnelOpenResult =
-  | { ok: true; stream: http2.ClientHttp2Stream }
+  | { ok: true; stream: TLSSocket }
   | { ok: false; status: number; code: string; reason: string }
+
+/** What the broker is told about a tunnel connection (see services/broker/broker.ts). */
+export interface TunnelHeaders {
+  flowId?: string
+  sourceSpiffeId?: string
+  sourceSelectors?: string[]
+  /** The tunnel's trust domain, when it is not the agent's own (a federated one). */
+  trustDomain?: string
+}
 
 export interface BrokerClientOptions {
   servers: HostPort[]
@@ -36,11 +48,6 @@ interface Link {
 const BACKOFF_MIN = 250
 const BACKOFF_MAX = 10_000
 const SETTINGS: http2.Settings = { initialWindowSize: 8 << 20, enablePush: false }
-
-function header(h: http2.IncomingHttpHeaders, name: string): string | undefined {
-  const v = h[name]
-  return Array.isArray(v) ? v[0] : v
-}
 
 export class BrokerClient {
   readonly #opts: BrokerClientOptions
@@ -70,7 +77,7 @@ export class BrokerClient {
   }
 
   /** Opens a stream for one tunnel connection through the first broker that can pair it. */
-  async open(tunnel: string, headers: Record<string, string>): Promise<TunnelOpenResult> {
+  async open(tunnel: string, headers: TunnelHeaders = {}): Promise<TunnelOpenResult> {
     const ready = this.#links.filter((l) => l.ready && l.session && !l.session.destroyed)
     if (ready.length === 0) {
       return {
@@ -82,68 +89,93 @@ export class BrokerClient {
     }
     let last: TunnelOpenResult | undefined
     for (const link of ready) {
-      last = await this.#request(link.session!, tunnel, headers)
+      last = await this.#relay(link.server, { op: 'tunnel', name: tunnel, ...headers })
       // Another broker may have the serving agent when this one does not.
       if (last.ok || (last.status !== 503 && last.status !== 502 && last.status !== 504)) return last
     }
     return last!
   }
 
-  #request(
-    session: http2.ClientHttp2Session,
-    tunnel: string,
-    headers: Record<string, string>,
-  ): Promise<TunnelOpenResult> {
-    return new Promise((resolve) => {
-      let stream: http2.ClientHttp2Stream
-      try {
-        stream = session.request(
-          { ':method': 'POST', ':path': `/v1/broker/tunnels/${encodeURIComponent(tunnel)}`, ...headers },
-          { endStream: false },
-        )
-      } catch (err) {
-        resolve({ ok: false, status: 502, code: 'BROKER_FAILED', reason: (err as Error).message })
-        return
-      }
-      stream.once('response', (h) => {
-        const status = Number(h[':status'])
-        if (status === 200) return resolve({ ok: true, stream })
-        const reason = header(h, 'sigil-reason')
-        let text = `the broker answered ${status}`
-        try {
-          if (reason) text = decodeURIComponent(reason)
-        } catch {}
-        stream.close()
-        resolve({ ok: false, status, code: header(h, 'sigil-error-code') ?? `HTTP_${status}`, reason: text })
+  /**
+   * One relay connection to a broker: TLS of its own, an opening line, the broker's answer line. The
+   * socket it resolves with is paused, so nothing is read before its new owner listens.
+   */
+  #relay(server: HostPort, opening: Record<string, unknown>): Promise<TunnelOpenResult> {
+    const creds = this.#opts.credentials()
+    if (!creds)
+      return Promise.resolve({
+        ok: false,
+        status: 503,
+        code: 'AGENT_NOT_ATTESTED',
+        reason: 'this agent has no SVID yet',
       })
-      stream.once('error', (err) =>
-        resolve({
-          ok: false,
-          status: 502,
-          code: 'BROKER_FAILED',
-          reason: `the broker stream failed: ${err.message}`,
-        }),
+    return new Promise((resolve) => {
+      const socket = tls.connect({
+        host: server.host,
+        port: server.port,
+        ...(isIP(server.host) ? {} : { servername: server.host }),
+        ca: this.#opts.caPem,
+        cert: creds.certChainPem,
+        key: creds.keyPem,
+        minVersion: 'TLSv1.2',
+        ALPNProtocols: [RELAY_ALPN],
+      })
+      socket.setNoDelay(true)
+      let settled = false
+      const fail = (status: number, code: string, reason: string) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        socket.destroy()
+        resolve({ ok: false, status, code, reason })
+      }
+      const timer = setTimeout(
+        () => fail(504, 'BROKER_TIMEOUT', 'the broker did not answer within 15 s'),
+        15_000,
       )
-      // A stream on a connection that dies before answering only closes: say so, so the next broker is tried.
-      stream.once('close', () =>
-        resolve({
-          ok: false,
-          status: 502,
-          code: 'BROKER_FAILED',
-          reason: 'the broker connection closed before it answered',
-        }),
-      )
-      const timer = setTimeout(() => {
-        stream.close(http2.constants.NGHTTP2_CANCEL)
-        resolve({
-          ok: false,
-          status: 504,
-          code: 'BROKER_TIMEOUT',
-          reason: 'the broker did not answer within 15 s',
-        })
-      }, 15_000)
       timer.unref()
-      stream.once('response', () => clearTimeout(timer))
+      socket.once('error', (err) =>
+        fail(502, 'BROKER_FAILED', `the broker connection failed: ${err.message}`),
+      )
+      socket.once('close', () =>
+        fail(502, 'BROKER_FAILED', 'the broker closed the connection before it answered'),
+      )
+      socket.once('secureConnect', () => socket.write(`${JSON.stringify(opening)}\n`))
+      let buffered = Buffer.alloc(0)
+      const onData = (chunk: Buffer) => {
+        buffered = Buffer.concat([buffered, chunk])
+        const nl = buffered.indexOf(10)
+        if (nl < 0) {
+          if (buffered.length > 16_384) fail(502, 'BROKER_FAILED', 'the broker answered an overlong line')
+          return
+        }
+        socket.off('data', onData)
+        socket.pause()
+        const rest = buffered.subarray(nl + 1)
+        if (rest.length) socket.unshift(rest)
+        let answer: { status?: number; code?: string; reason?: string }
+        try {
+          answer = JSON.parse(buffered.subarray(0, nl).toString('utf8'))
+        } catch {
+          fail(502, 'BROKER_FAILED', 'the broker answered something that is not JSON')
+          return
+        }
+        if (answer.status === 200) {
+          settled = true
+          clearTimeout(timer)
+          socket.removeAllListeners('close')
+          socket.removeAllListeners('error')
+          socket.on('error', () => {})
+          resolve({ ok: true, stream: socket })
+          return
+        }
+        fail(
+          answer.status ?? 502,
+          answer.code ?? 'BROKER_FAILED',
+          answer.reason ?? `the broker answered ${answer.status}`,
+        )
+      }
+      socket.on('data', onData)
     })
   }
 
@@ -214,7 +246,7 @@ export class BrokerClient {
         while (nl >= 0) {
           const line = buffered.slice(0, nl)
           buffered = buffered.slice(nl + 1)
-          this.#onEvent(session, line)
+          this.#onEvent(link, line)
           nl = buffered.indexOf('\n')
         }
         if (buffered.length > 65536) buffered = ''
@@ -225,7 +257,7 @@ export class BrokerClient {
     })
   }
 
-  #onEvent(session: http2.ClientHttp2Session, line: string): void {
+  #onEvent(link: Link, line: string): void {
     let event: { type?: string; id?: string; tunnel?: string; service?: string }
     try {
       event = JSON.parse(line)
@@ -233,17 +265,10 @@ export class BrokerClient {
       return
     }
     if (event.type !== 'dial' || !event.id || !/^[0-9a-f-]{36}$/.test(event.id)) return
-    const stream = session.request(
-      { ':method': 'POST', ':path': `/v1/broker/accept/${event.id}` },
-      { endStream: false },
-    )
-    stream.on('error', () => {})
-    stream.once('response', (h) => {
-      if (Number(h[':status']) !== 200) {
-        stream.close()
-        return
-      }
-      this.#opts.onIncoming(stream, { tunnel: event.tunnel ?? '', service: event.service ?? '' })
+    void this.#relay(link.server, { op: 'accept', id: event.id }).then((r) => {
+      if (r.ok) this.#opts.onIncoming(r.stream, { tunnel: event.tunnel ?? '', service: event.service ?? '' })
+      else
+        this.#opts.log.warn({ tunnel: event.tunnel, err: r.reason }, 'could not accept a tunnel connection')
     })
   }
 }

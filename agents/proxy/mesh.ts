@@ -24,6 +24,7 @@ import type { FlowRecord } from '../../services/flows/flow.ts'
 import type { Flow } from '../../services/policy/evaluate.ts'
 import type { Log } from '../workload/log.ts'
 import type { X509SvidMaterial } from '../workload-api/identity-source.ts'
+import type { TunnelHeaders } from './broker-client.ts'
 import {
   type CertificateSource,
   isAgentId,
@@ -340,7 +341,7 @@ interface PooledSession {
 /** Opens a stream to the far agent through the broker (see broker-client.ts). */
 export type TunnelOpener = (
   tunnel: string,
-  headers: Record<string, string>,
+  headers: TunnelHeaders,
 ) => Promise<{ ok: true; stream: Duplex } | { ok: false; status: number; reason: string }>
 
 function where(req: MeshOpenRequest): string {
@@ -480,13 +481,13 @@ export class MeshPool {
       let relayed: Duplex | undefined
       if (req.tunnel) {
         if (!this.#tunnels) throw new Error(`tunnel ${req.tunnel}: this agent has no broker configured`)
-        const headers: Record<string, string> = { 'sigil-flow-id': req.flowId }
+        const headers: TunnelHeaders = { flowId: req.flowId }
         // A tunnel of a federated trust domain: the broker looks it up there.
         const owner = trustDomainOf(expected)
-        if (owner !== trustDomainOf(sourceId)) headers['sigil-tunnel-trust-domain'] = owner
+        if (owner !== trustDomainOf(sourceId)) headers.trustDomain = owner
         if (req.source.kind === 'workload') {
-          headers['sigil-source-spiffe-id'] = sourceId
-          headers['sigil-source-selectors'] = JSON.stringify(req.source.selectors.slice(0, MAX_SELECTORS))
+          headers.sourceSpiffeId = sourceId
+          headers.sourceSelectors = req.source.selectors.slice(0, MAX_SELECTORS)
         }
         const opened = await this.#tunnels(req.tunnel, headers)
         if (!opened.ok) {
