@@ -94,6 +94,11 @@ export interface BuildOptions extends AppOptions {
   /** A pino logger the app logs through (the server's), instead of `logger` options. */
   loggerInstance?: FastifyServerOptions['loggerInstance']
   https?: { key: string; cert: string }
+  /**
+   * Agents have a listener of their own (agentListen): the main port then requests no client
+   * certificate, so no browser ever offers a certificate picker on the console.
+   */
+  separateAgentListener?: boolean
 }
 
 /** TLS 1.2+ with forward-secret AEAD suites only (TLS 1.3 suites are all AEAD). */
@@ -108,6 +113,19 @@ export const TLS_CIPHERS = [
   'ECDHE-RSA-AES256-GCM-SHA384',
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':')
+
+/** TLS options of the agents' own listener (see BuildOptions.separateAgentListener). */
+export function agentListenerOptions(tls: { key: string; cert: string }) {
+  return {
+    key: tls.key,
+    cert: tls.cert,
+    minVersion: 'TLSv1.2' as const,
+    ciphers: TLS_CIPHERS,
+    honorCipherOrder: true,
+    requestCert: true,
+    rejectUnauthorized: false,
+  }
+}
 
 export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   const serverOptions: FastifyServerOptions & { https?: object } = {
@@ -130,8 +148,9 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       ciphers: TLS_CIPHERS,
       honorCipherOrder: true,
       // Agents authenticate with their X509-SVID; everyone else with a bearer token, so a client
-      // certificate is requested but not required, and verified per route (api/agent-auth.ts).
-      requestCert: true,
+      // certificate is requested but not required, and verified per route (api/agent-auth.ts). With a
+      // separate agent listener, only that one requests it (agentListenerOptions).
+      requestCert: !opts.separateAgentListener,
       rejectUnauthorized: false,
     }
   }

@@ -37,6 +37,11 @@ export interface ServerConfig {
   federation: { refreshHint: number }
   /** The web console: how long a sign-in lasts, and single sign-on through OpenID Connect. */
   console: ConsoleConfig
+  /**
+   * A listener of the agents' own (the agent API with client certificates); the main listener then
+   * requests none. Unset: agents use the main listener. Port 0 picks one.
+   */
+  agentListen?: { host: string; port: number }
   /** The tunnel broker (services/broker), when enabled: where agents dial in. Port 0 picks one. */
   broker?: { listen: { host: string; port: number } }
 }
@@ -109,6 +114,7 @@ export const configFileSchema = {
     listen: { type: 'string', minLength: 1 },
     store: { type: 'string', minLength: 1 },
     serverNames: { type: 'array', items: { type: 'string', minLength: 1 } },
+    agentListen: { type: 'string', minLength: 1 },
     broker: {
       type: 'object',
       additionalProperties: false,
@@ -217,7 +223,14 @@ export interface ConfigSources {
   /** Parsed config file contents, if a file was given. */
   file?: unknown
   /** Command-line overrides. */
-  flags?: { dataDir?: string; listen?: string; store?: string; logLevel?: string; brokerListen?: string }
+  flags?: {
+    dataDir?: string
+    listen?: string
+    store?: string
+    logLevel?: string
+    brokerListen?: string
+    agentListen?: string
+  }
   /** The process environment (only the edge passes it). */
   env?: Record<string, string | undefined>
   cwd?: string
@@ -334,6 +347,7 @@ export function resolveConfig(sources: ConfigSources): ServerConfig {
     store?: string
     serverNames?: string[]
     broker?: { listen?: string }
+    agentListen?: string
     intermediateTtl?: string | number
     jwtKeyTtl?: string | number
     rateLimit?: { max?: number; windowSeconds?: number }
@@ -399,6 +413,8 @@ export function resolveConfig(sources: ConfigSources): ServerConfig {
     },
     console: resolveConsole(f.console, env),
   }
+  const agentListen = flags.agentListen ?? env.SIGIL_AGENT_LISTEN ?? f.agentListen
+  if (agentListen) config.agentListen = parseListen(agentListen)
   const brokerListen = flags.brokerListen ?? env.SIGIL_BROKER_LISTEN ?? f.broker?.listen
   if (brokerListen) config.broker = { listen: parseListen(brokerListen) }
   const kek = env.SIGIL_KEK

@@ -2,11 +2,12 @@
 // graceful close. Everything else lives in the domain folders.
 
 import { mkdirSync, writeFileSync } from 'node:fs'
+import https from 'node:https'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { Services } from './api/types.ts'
-import { buildApp } from './app.ts'
+import { agentListenerOptions, buildApp } from './app.ts'
 import { createNodeAttestorRegistry } from './attestation/node/registry.ts'
 import { bootstrapAdminToken } from './auth/bootstrap.ts'
 import { LocalKeyManager, loadKek } from './authority/key-manager.ts'
@@ -64,6 +65,7 @@ export async function startServer(
     bodyLimit: config.bodyLimit,
     loggerInstance: log as never,
     https: { key: tls.keyPem, cert: tls.certPem },
+    separateAgentListener: config.agentListen !== undefined,
   })
   const address = await app.listen({ host: config.listen.host, port: config.listen.port })
   const port = (app.server.address() as { port: number }).port
@@ -73,6 +75,26 @@ export async function startServer(
     { url, address, store: store.kind, dataDir: config.dataDir, serverCa: caFile },
     'Sigil trust service listening',
   )
+
+  // Agents' own listener: the same app, a server that requests client certificates.
+  let agentServer: https.Server | undefined
+  if (config.agentListen) {
+    const { host: agentHost, port: agentPort } = config.agentListen
+    const tlsAgents = await issueServerTls(serviceCa, [agentHost, ...config.serverNames])
+    agentServer = https.createServer(
+      agentListenerOptions({ key: tlsAgents.keyPem, cert: tlsAgents.certPem }),
+      (req, res) => app.routing(req, res),
+    )
+    await new Promise<void>((resolve, reject) => {
+      agentServer!.once('error', reject)
+      agentServer!.listen(agentPort, agentHost, () => resolve())
+    })
+    const bound = (agentServer.address() as { port: number }).port
+    log.info(
+      { agents: `https://${agentHost.includes(':') ? `[${agentHost}]` : agentHost}:${bound}` },
+      'Sigil agent listener (agents connect here; the main listener requests no client certificate)',
+    )
+  }
 
   const broker = config.broker
     ? await startBroker(services, {
@@ -108,6 +130,7 @@ export async function startServer(
         clearInterval(timer)
         await refresher.close()
         await broker?.close()
+        await new Promise<void>((resolve) => (agentServer ? agentServer.close(() => resolve()) : resolve()))
         await app.close()
         await services.authority.close()
         await store.close()

@@ -132,7 +132,8 @@ export class AgentService {
     if (!leaf) {
       throw new SigilError(
         'UNAUTHENTICATED',
-        "agent routes need the agent's X509-SVID as a TLS client certificate",
+        "agent routes need the agent's X509-SVID as a TLS client certificate (if this server has an " +
+          'agent listener, --agent-listen, agents must connect there)',
       )
     }
     const uris = (leaf.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:'))

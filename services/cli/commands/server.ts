@@ -15,6 +15,10 @@ export function serverCommands(program: Command): void {
     .option('--store <url>', 'sqlite:PATH (default: DATA_DIR/sigil.db) or redis://HOST:PORT/DB')
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug, trace, silent')
     .option('--broker-listen <host:port>', 'also run the tunnel broker here (port 0 picks one; logged)')
+    .option(
+      '--agent-listen <host:port>',
+      'a listener for agents alone; the main one then asks browsers for no client certificate',
+    )
     .action(
       async (opts: {
         config?: string
@@ -23,6 +27,7 @@ export function serverCommands(program: Command): void {
         store?: string
         logLevel?: string
         brokerListen?: string
+        agentListen?: string
       }) => {
         let config: ReturnType<typeof resolveConfig>
         try {
