@@ -14,19 +14,13 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Agent } from '../agents/daemon/agent.ts'
 import { BrokerClient } from '../agents/proxy/broker-client.ts'
+import { freePort } from '../test/helpers/proxy.ts'
 import { sigilBin, startServerProcess } from '../test/helpers/server-process.ts'
+import { until } from '../test/helpers/wait.ts'
 import { cpuSeconds, percentile, rssMiB } from './stats.ts'
 
 const TD = 'bench.example'
 const quiet = { info() {}, warn() {}, error() {} }
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  const { port } = s.address() as net.AddressInfo
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 function connect(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -136,20 +130,6 @@ function startAgent(
   return child
 }
 
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  ms = 30_000,
-): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
 export async function run(opts: { quick?: boolean } = {}): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sigil-bench-broker-'))
   const teardown: Array<() => unknown> = []
@@ -159,7 +139,11 @@ export async function run(opts: { quick?: boolean } = {}): Promise<void> {
       dataDir: path.join(dir, '.sigil'),
       env: { SIGIL_BROKER_LISTEN: '127.0.0.1:0' },
     })
-    const broker = await until('the broker', () => /"broker":"(127\.0\.0\.1:\d+)"/.exec(server.logs())?.[1])
+    const broker = await until(
+      'the broker',
+      () => /"broker":"(127\.0\.0\.1:\d+)"/.exec(server.logs())?.[1],
+      30_000,
+    )
     writeFileSync(path.join(dir, 'ca.pem'), server.caPem)
     const api = server.client()
     teardown.push(() => api.close())
@@ -301,8 +285,10 @@ export async function run(opts: { quick?: boolean } = {}): Promise<void> {
       teardown.push(() => c.close())
       requesters.push(c)
     }
-    await until('all agents on the broker', () =>
-      [yClient, ...requesters].every((c) => c.connected().length > 0),
+    await until(
+      'all agents on the broker',
+      () => [yClient, ...requesters].every((c) => c.connected().length > 0),
+      30_000,
     )
     const cpu0 = cpuSeconds(server.proc.pid!)
     const rss0 = rssMiB(server.proc.pid!)

@@ -4,38 +4,17 @@
 // when the input goes away. Against a real `sigil server run`, with the provider built from
 // terraform/provider and taken through dev_overrides, like a user's local setup.
 
-import { spawn } from 'node:child_process'
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { startServerProcess } from '../helpers/server-process.ts'
+import { devOverridesProvider } from '../helpers/terraform.ts'
 import { requireTool, tempDir } from '../helpers/tools.ts'
 
 const root = path.resolve(import.meta.dirname, '../..')
 const td = 'module-policy.example.org'
 
 t.setTimeout(10 * 60_000)
-
-interface Result {
-  code: number | null
-  output: string
-}
-
-function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    const collect = (c: Buffer) => {
-      output += c.toString()
-    }
-    child.stdout.on('data', collect)
-    child.stderr.on('data', collect)
-    child.on('error', (err) => {
-      output += `\n${err.message}`
-    })
-    child.on('close', (code) => resolve({ code, output }))
-  })
-}
 
 interface PolicyView {
   version: number
@@ -48,29 +27,9 @@ t.test('trust-domain module: policy input', async (t) => {
   requireTool('terraform', 'install Terraform >= 1.5: https://developer.hashicorp.com/terraform/install')
   requireTool('go', 'install Go: https://go.dev/doc/install')
   const dir = tempDir(t, 'sigil-tf-module-policy-')
-  const bin = path.join(dir, 'bin')
-  const build = await run(
-    'go',
-    ['build', '-o', path.join(bin, 'terraform-provider-sigil'), '.'],
-    path.join(root, 'terraform/provider'),
-    process.env,
-  )
+  const { build, tf } = await devOverridesProvider(dir)
   t.equal(build.code, 0, 'terraform-provider-sigil builds', { output: build.output })
   if (build.code !== 0) return
-
-  const tfrc = path.join(dir, 'dev.tfrc')
-  writeFileSync(tfrc, `provider_installation {\n  dev_overrides {\n    "sigil/sigil" = "${bin}"\n  }\n}\n`)
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    TF_CLI_CONFIG_FILE: tfrc,
-    CHECKPOINT_DISABLE: '1',
-    TF_IN_AUTOMATION: '1',
-    TF_INPUT: '0',
-  }
-  delete env.SIGIL_SERVER
-  delete env.SIGIL_TOKEN
-  delete env.SIGIL_CA_BUNDLE
-  const tf = (cwd: string, ...args: string[]) => run('terraform', [...args, '-no-color'], cwd, env)
 
   // A copy, so no .terraform directory lands in the repository.
   const module = path.join(dir, 'trust-domain')

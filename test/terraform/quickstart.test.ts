@@ -3,33 +3,16 @@
 // running Sigil, which provisions a trust domain, entries, a join token and a policy; plan is empty
 // afterwards, and destroy removes it all. The real terraform binary, a real server.
 
-import { spawn } from 'node:child_process'
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { startServerProcess } from '../helpers/server-process.ts'
+import { runCommand } from '../helpers/terraform.ts'
 import { requireTool, tempDir } from '../helpers/tools.ts'
 
 const root = path.resolve(import.meta.dirname, '../..')
 const quickstart = path.join(root, 'terraform/provider/examples/quickstart')
 t.setTimeout(10 * 60_000)
-
-function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv) {
-  return new Promise<{ code: number | null; output: string }>((resolve) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let output = ''
-    child.stdout.on('data', (c) => {
-      output += c
-    })
-    child.stderr.on('data', (c) => {
-      output += c
-    })
-    child.on('error', (err) => {
-      output += `\n${err.message}`
-    })
-    child.on('close', (code) => resolve({ code, output }))
-  })
-}
 
 t.test(
   'terraform init && terraform apply provision a trust domain, entries, a join token and a policy',
@@ -37,7 +20,7 @@ t.test(
     requireTool('terraform', 'install Terraform >= 1.5: https://developer.hashicorp.com/terraform/install')
     requireTool('go', 'install Go: https://go.dev/doc/install (or run npm run setup)')
     const dir = tempDir(t, 'sigil-tf-quickstart-')
-    const build = await run('npm', ['run', '-s', 'build:provider'], root, process.env)
+    const build = await runCommand('npm', ['run', '-s', 'build:provider'], root, process.env)
     t.equal(build.code, 0, 'npm run build:provider', { output: build.output })
     const server = await startServerProcess(t, { dataDir: path.join(dir, '.sigil') })
     const tfrc = path.join(dir, 'dev.tfrc')
@@ -49,7 +32,7 @@ t.test(
       ),
     )
     const work = path.join(dir, 'quickstart')
-    await run('mkdir', ['-p', work], dir, process.env)
+    await runCommand('mkdir', ['-p', work], dir, process.env)
     copyFileSync(path.join(quickstart, 'main.tf'), path.join(work, 'main.tf'))
     const env = {
       ...process.env,
@@ -60,9 +43,14 @@ t.test(
       SIGIL_TOKEN: server.token,
       SIGIL_CA_BUNDLE: path.join(server.dataDir, 'server-ca.pem'),
     }
-    const init = await run('terraform', ['init', '-input=false', '-no-color'], work, env)
+    const init = await runCommand('terraform', ['init', '-input=false', '-no-color'], work, env)
     t.equal(init.code, 0, 'terraform init', { output: init.output })
-    const apply = await run('terraform', ['apply', '-auto-approve', '-input=false', '-no-color'], work, env)
+    const apply = await runCommand(
+      'terraform',
+      ['apply', '-auto-approve', '-input=false', '-no-color'],
+      work,
+      env,
+    )
     t.equal(apply.code, 0, 'terraform apply', { output: apply.output })
     t.match(apply.output, /Apply complete! Resources: \d+ added/)
 
@@ -84,14 +72,14 @@ t.test(
     )
     t.ok(policy.version >= 1 && policy.rules.length > 0, 'and its policy')
 
-    const plan = await run(
+    const plan = await runCommand(
       'terraform',
       ['plan', '-detailed-exitcode', '-input=false', '-no-color'],
       work,
       env,
     )
     t.equal(plan.code, 0, 'the plan after apply is empty', { output: plan.output })
-    const destroy = await run(
+    const destroy = await runCommand(
       'terraform',
       ['destroy', '-auto-approve', '-input=false', '-no-color'],
       work,
