@@ -74,14 +74,24 @@ t.test('two agent processes with proxy configs, then the CLI', async (t) => {
   }
   const b = start('b', 'b.yaml')
   const a = start('a', 'a.yaml')
+  // Agent processes start slowly on a loaded two-core machine (tsx, attestation, first SVIDs): the
+  // waits are generous, and a timeout shows what each agent logged.
+  const withLogs = (err: unknown) => {
+    throw new Error(`${(err as Error).message}\nagent a:\n${a.log()}\nagent b:\n${b.log()}`)
+  }
   await until(
     'both proxies listening',
     () => a.log().includes('Sigil agent proxy listening') && b.log().includes('Sigil agent proxy listening'),
-  )
-  const reply = await until('the first request through the mesh', async () => {
-    const r = await runClient(client, upstream, 'select 1;\n')
-    return r.stdout === 'db:select 1;\n' ? r : undefined
-  })
+    60_000,
+  ).catch(withLogs)
+  const reply = await until(
+    'the first request through the mesh',
+    async () => {
+      const r = await runClient(client, upstream, 'select 1;\n')
+      return r.stdout === 'db:select 1;\n' ? r : undefined
+    },
+    30_000,
+  ).catch(withLogs)
   t.equal(reply.stdout, 'db:select 1;\n', 'web reached db through both agents')
 
   const graph = await until('the flow on the graph', () => {
@@ -91,9 +101,7 @@ t.test('two agent processes with proxy configs, then the CLI', async (t) => {
       r.stdout.includes('spiffe://example.org/db')
       ? r.stdout
       : undefined
-  }).catch((err) => {
-    throw new Error(`${(err as Error).message}\nagent a:\n${a.log()}\nagent b:\n${b.log()}`)
-  })
+  }).catch(withLogs)
   t.match(graph, /^digraph/, 'Graphviz dot')
   const rec = cli('policy', 'recommend', '--trust-domain', 'example.org')
   t.equal(rec.code, 0, rec.stderr)
@@ -106,7 +114,7 @@ t.test('two agent processes with proxy configs, then the CLI', async (t) => {
   const after = await until('the recommended policy enforced', async () => {
     const r = await runClient(client, upstream, 'select 2;\n')
     return r.stdout === 'db:select 2;\n' ? r : undefined
-  })
+  }).catch(withLogs)
   t.ok(after, 'explicit mode with the recommended policy still lets web reach db')
   const badConfig = path.join(dir, 'bad.yaml')
   writeFileSync(
