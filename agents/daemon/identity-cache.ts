@@ -236,11 +236,13 @@ export class IdentityCache implements IdentitySource {
 
   /**
    * Validates a JWT-SVID of this trust domain or a federated one, against the keys of the trust domain
-   * its subject names only: one trust domain's key never vouches for another's identities.
+   * its subject names only: one trust domain's key never vouches for another's identities. With
+   * `trustDomains`, only those are accepted (the caller's own and those its entries federate with).
    */
   async validateJwt(
     token: string,
     audience: string,
+    trustDomains?: ReadonlySet<string>,
   ): Promise<{ spiffeId: string; claims: Record<string, unknown> }> {
     let claimed: unknown
     try {
@@ -251,6 +253,10 @@ export class IdentityCache implements IdentitySource {
     if (typeof claimed !== 'string' || !claimed.startsWith('spiffe://'))
       throw new Error('JWT-SVID has no SPIFFE ID subject')
     const td = claimed.slice('spiffe://'.length).split('/')[0]!
+    if (trustDomains && !trustDomains.has(td))
+      throw new Error(
+        `trust domain ${JSON.stringify(td)} is not federated with the calling workload (add it to its entry's federatesWith)`,
+      )
     const bundle = this.jwtBundles().get(td)
     if (!bundle) throw new Error(`no bundle of trust domain ${JSON.stringify(td)} is held (not federated)`)
     const keys = bundle.keys.map(({ use: _use, ...k }) => k)

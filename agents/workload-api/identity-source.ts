@@ -36,8 +36,15 @@ export interface IdentitySource {
   jwtSvids(selectors: Selector[], audience: string[], spiffeId?: string): Promise<JwtSvidMaterial[]>
   /** Trust domain name -> JWK Set JSON (as in the SPIFFE bundle's jwt-svid keys). */
   jwtBundles(): Map<string, { keys: Record<string, unknown>[] }>
-  /** Validates a JWT-SVID against the known JWT bundles; throws when invalid. */
-  validateJwt(token: string, audience: string): Promise<{ spiffeId: string; claims: Record<string, unknown> }>
+  /**
+   * Validates a JWT-SVID against the known JWT bundles (only those of `trustDomains`, when given);
+   * throws when invalid.
+   */
+  validateJwt(
+    token: string,
+    audience: string,
+    trustDomains?: ReadonlySet<string>,
+  ): Promise<{ spiffeId: string; claims: Record<string, unknown> }>
   /** Called whenever SVIDs or bundles change (rotation, entry change, bundle change). */
   onChange(listener: () => void): () => void
 }

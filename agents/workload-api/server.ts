@@ -27,7 +27,7 @@ import {
   toProtoStruct,
   type ValidateJwtSvidRequest,
 } from './proto.ts'
-import { jwtBundlesResponse, x509BundlesResponse, x509SvidResponse } from './responses.ts'
+import { jwtBundlesResponse, trustedDomains, x509BundlesResponse, x509SvidResponse } from './responses.ts'
 
 export interface WorkloadApiOptions {
   socketPath: string
@@ -279,10 +279,16 @@ export async function startWorkloadApi(opts: WorkloadApiOptions): Promise<Worklo
       if (!audience) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'audience must be specified')
       if (!svid) throw new StatusError(grpc.status.INVALID_ARGUMENT, 'svid must be specified')
       const { selectors } = await authorize(call)
-      verifierSvids(selectors)
+      const svids = verifierSvids(selectors)
+      // As for the JWT bundles it is served: its own trust domain and those its entries federate with.
+      let trusted: Set<string> | undefined
+      if (svids) {
+        const { own, federated } = trustedDomains(svids)
+        trusted = new Set([...own, ...federated])
+      }
       let validated: Awaited<ReturnType<IdentitySource['validateJwt']>>
       try {
-        validated = await identity.validateJwt(svid, audience)
+        validated = await identity.validateJwt(svid, audience, trusted)
       } catch (err) {
         throw new StatusError(grpc.status.INVALID_ARGUMENT, (err as Error).message)
       }

@@ -182,9 +182,12 @@ export class FixedIdentitySource implements IdentitySource {
     return this.#jwtBundles
   }
 
-  async validateJwt(token: string, audience: string) {
+  async validateJwt(token: string, audience: string, trustDomains?: ReadonlySet<string>) {
     // jose only picks keys whose `use` is absent or "sig"; SPIFFE bundles say "jwt-svid".
-    const keys = [...this.#jwtBundles.values()].flatMap((b) => b.keys).map(({ use: _use, ...k }) => k)
+    const keys = [...this.#jwtBundles]
+      .filter(([td]) => !trustDomains || trustDomains.has(td))
+      .flatMap(([, b]) => b.keys)
+      .map(({ use: _use, ...k }) => k)
     const { payload } = await jwtVerify(token, createLocalJWKSet({ keys: keys as never }), { audience })
     if (!payload.sub?.startsWith('spiffe://')) throw new Error('the token has no SPIFFE ID subject')
     return { spiffeId: payload.sub, claims: payload as Record<string, unknown> }

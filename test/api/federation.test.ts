@@ -645,8 +645,32 @@ t.test(
     ).json.token
     await t.rejects(
       client.validateJwtSvid('a-web', foreign),
-      /no bundle of trust domain "c.test"/,
-      'c.test is not held',
+      /trust domain "c.test" is not federated with the calling workload/,
+      'c.test is refused (its entry does not name it, and the agent does not hold it)',
+    )
+    // Another workload's entry federates with c.test, so the agent now holds c.test's bundle; this
+    // workload's entry does not, so c.test's tokens still do not validate for it.
+    const other = await call('POST', '/v1/trust-domains/a.test/entries', {
+      spiffeId: 'spiffe://a.test/other',
+      parentId: agentId,
+      selectors: ['unix:uid:4242424'],
+      federatesWith: ['c.test'],
+    })
+    t.equal(other.statusCode, 201, other.body)
+    await until('c.test held by the agent', () => agent.cache.jwtBundles().has('c.test'))
+    await t.rejects(
+      client.validateJwtSvid('a-web', foreign),
+      /trust domain "c.test" is not federated with the calling workload/,
+      "c.test's token is refused to a workload whose entry does not name c.test",
+    )
+    t.notOk(
+      'spiffe://c.test' in (await client.fetchJwtBundles()).bundles,
+      'nor is its JWT bundle served to it',
+    )
+    t.equal(
+      (await client.validateJwtSvid('a-web', jwt)).spiffeId,
+      'spiffe://b.test/partner',
+      'b.test, which its entry names, still validates',
     )
 
     // b.test rotates its root; a refresh reaches the workload's stream at once.
