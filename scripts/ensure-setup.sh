@@ -10,6 +10,11 @@ if [ -d node_modules ] && [ -f .setup-stamp ] && [ "$(cat .setup-stamp)" = "$(sc
       services/registry/selectors.ts -newer services/console/dist/index.html -print -quit)" ]; then
     npm run --silent build:console
   fi
+  # So is the compiled JavaScript that bin/sigil.js runs (dist/), when a source is newer than it.
+  if [ ! -f dist/.built ] || [ -n "$(find agents services -name '*.ts' -not -path 'services/console/app/*' \
+      -newer dist/.built -print -quit)" ]; then
+    npm run --silent build
+  fi
   exit 0
 fi
 exec bash scripts/setup.sh

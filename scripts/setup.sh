@@ -43,6 +43,10 @@ say "building the web console (services/console/dist)"
 npm run --silent build:console \
   || { say "the console failed to build: run npm run build:console to see why"; exit 1; }
 
+say "compiling agents/ and services/ to JavaScript (dist/)"
+npm run --silent build \
+  || { say "the TypeScript build failed: run npm run build to see why"; exit 1; }
+
 node -e "require('better-sqlite3')(':memory:').prepare('select 1').get()" \
   || { say "better-sqlite3 failed to load; run: npm rebuild better-sqlite3"; exit 1; }
 

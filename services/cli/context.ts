@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { parseDuration } from '../config.ts'
+import { parseDuration } from '../config-values.ts'
 import { ApiClient, ApiError, resolveClientOptions } from './client.ts'
 
 export class UsageError extends Error {

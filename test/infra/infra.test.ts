@@ -602,6 +602,9 @@ t.test(
     t.match(server, /^USER 10001/m, 'server: non-root user')
     t.match(agent, /npm run build:native/, 'agent: builds the native addon')
     t.match(agent, /COPY --from=build \/src\/agents\/native\/build/, 'agent: ships the built addon')
+    t.match(agent, /COPY --from=build \/src\/dist \.\/dist/, 'agent: ships the compiled JavaScript')
+    t.match(server, /COPY --from=deps \/src\/dist \.\/dist/, 'server: ships the compiled JavaScript')
+    t.match(server, /npm run build:console/, 'server: builds the console')
   },
 )
 

@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import type { Command } from 'commander'
-import { ConfigError, readConfigFile, resolveConfig } from '../../config.ts'
+import type { resolveConfig } from '../../config.ts'
 import { createLogger } from '../../observability/logger.ts'
 import { UsageError } from '../context.ts'
 
@@ -29,6 +29,9 @@ export function serverCommands(program: Command): void {
         brokerListen?: string
         agentListen?: string
       }) => {
+        // The configuration's schema (ajv) and the server load here, not at start-up: other commands
+        // (the agent above all) need neither.
+        const { ConfigError, readConfigFile, resolveConfig } = await import('../../config.ts')
         let config: ReturnType<typeof resolveConfig>
         try {
           const sources: Parameters<typeof resolveConfig>[0] = { env: process.env, flags: opts }
@@ -39,7 +42,6 @@ export function serverCommands(program: Command): void {
           throw err
         }
         const log = createLogger(config.logLevel)
-        // Loaded here, not at start-up: other commands (the agent above all) need none of the server.
         const { startServer } = await import('../../server.ts')
         const running = await startServer(config, log)
         closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {

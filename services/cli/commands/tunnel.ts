@@ -3,7 +3,7 @@
 
 import closeWithGrace from 'close-with-grace'
 import type { Command } from 'commander'
-import { ConfigError, parseListen, readConfigFile, resolveConfig } from '../../config.ts'
+import type { resolveConfig } from '../../config.ts'
 import { createLogger } from '../../observability/logger.ts'
 import { client, enc, output, table, UsageError } from '../context.ts'
 
@@ -124,6 +124,7 @@ export function brokerCommands(program: Command): void {
         store?: string
         logLevel?: string
       }) => {
+        const { ConfigError, parseListen, readConfigFile, resolveConfig } = await import('../../config.ts')
         let config: ReturnType<typeof resolveConfig>
         let listen: { host: string; port: number }
         try {
