@@ -27,7 +27,7 @@ import { makeCsr } from '../test/helpers/csr.ts'
 import { freePort } from '../test/helpers/proxy.ts'
 import { type ServerProcess, sigilBin, startServerProcess } from '../test/helpers/server-process.ts'
 import { until } from '../test/helpers/wait.ts'
-import { cpuSeconds, machineBusySeconds, percentile, rssMiB } from './stats.ts'
+import { cpuSeconds, formatMemory, machineBusySeconds, memoryMiB, percentile } from './stats.ts'
 
 export interface ProxyBenchOptions {
   /** Shorter runs and a smaller stream (a smoke run, not figures to quote). */
@@ -54,7 +54,6 @@ const CHURN_GAP_MS = 20
 type PathName = 'direct' | 'haproxy' | 'sigil'
 const PATHS: PathName[] = ['direct', 'haproxy', 'sigil']
 
-const f1 = (n: number) => n.toFixed(1)
 const f2 = (n: number) => n.toFixed(2)
 const f3 = (n: number) => n.toFixed(3)
 
@@ -867,7 +866,7 @@ export async function run(opts: ProxyBenchOptions = {}): Promise<void> {
       `identity: ${asClient.length} of the last ${recent.flows.length} egress flows agent A reported were ` +
         `allowed as ${CLIENT_ID}`,
     )
-    const rss = (c: Child) => `${c.name} ${f1(rssMiB(c.proc.pid!))} MiB`
+    const rss = (c: Child) => `${c.name} ${formatMemory(memoryMiB(c.proc.pid!))}`
     console.log(
       `RSS at the end: ${[topo.agentA, topo.agentB, ...topo.haproxies].map(rss).join(', ')}; ` +
         `load average ${f2(load0)} at the start, ${f2(os.loadavg()[0]!)} at the end`,

@@ -12,6 +12,22 @@ export function rssMiB(pid: number): number {
   return Number(kb) / 1024
 }
 
+/**
+ * A process's resident memory split the way the kernel counts it: `private` is its anonymous memory
+ * (heaps, buffers: what it costs the host), `file` the pages of the node binary and libraries it maps,
+ * which every Node.js process on the host shares.
+ */
+export function memoryMiB(pid: number): { rss: number; private: number; file: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024
+  return { rss: kb('VmRSS'), private: kb('RssAnon'), file: kb('RssFile') }
+}
+
+/** "R MiB (private P, shared F)" */
+export function formatMemory(m: { rss: number; private: number; file: number }): string {
+  return `${m.rss.toFixed(1)} MiB (private ${m.private.toFixed(1)}, shared binary/libraries ${m.file.toFixed(1)})`
+}
+
 let clockTicks: number | undefined
 
 /** The unit of /proc's CPU times, per second. */

@@ -12,7 +12,7 @@ import { WorkloadApiClient } from '../agents/workload-api/client.ts'
 import { startAgentProcess } from '../test/helpers/agent-process.ts'
 import { startServerProcess } from '../test/helpers/server-process.ts'
 import { until } from '../test/helpers/wait.ts'
-import { percentile, rssMiB } from './stats.ts'
+import { formatMemory, memoryMiB, percentile } from './stats.ts'
 
 const WORKLOADS = 1000
 const AGENT_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=128'
@@ -80,14 +80,19 @@ export async function run(): Promise<void> {
       `agent: attested and holding ${WORKLOADS} X509-SVIDs after ${((performance.now() - started) / 1000).toFixed(1)} s`,
     )
 
-    // Reference: an idle process of the same runtime (node with the tsx loader).
-    const idle = spawn(process.execPath, ['--import', 'tsx', '-e', 'setInterval(() => {}, 1000)'], {
-      stdio: 'ignore',
-    })
+    // Reference: an idle process of the same runtime with the same memory settings.
+    const idle = spawn(
+      process.execPath,
+      [...AGENT_NODE_OPTIONS.split(' '), '-e', 'setInterval(() => {}, 1000)'],
+      {
+        stdio: 'ignore',
+      },
+    )
     children.push(idle)
     await new Promise((r) => setTimeout(r, 3000))
+    console.log(`reference: idle node: ${formatMemory(memoryMiB(idle.pid!))}`)
     console.log(
-      `reference: idle node + tsx RSS ${rssMiB(idle.pid!).toFixed(1)} MiB; agent RSS with ${WORKLOADS} workloads ${rssMiB(agent.pid!).toFixed(1)} MiB (aim: <= 60 MiB; SPIRE's agent: 39-60 MiB with ~70 pods)`,
+      `agent with ${WORKLOADS} workloads: ${formatMemory(memoryMiB(agent.pid!))} (aim: <= 60 MiB; SPIRE's agent: 39-60 MiB with ~70 pods)`,
     )
 
     // Reference: a Unix-socket round trip to another process.
