@@ -3,7 +3,10 @@
 // Node-API only (no V8 or libuv headers), so one build works across Node versions.
 
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -264,6 +267,78 @@ static napi_value socket_owner(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// findSocketFd(procRoot, pids, target) -> { pid, fd } of the first process in `pids` with a descriptor
+// whose link reads exactly `target` ("socket:[INODE]"), or null. The scan of /proc/PID/fd done here, with
+// readlinkat per entry and no string built per descriptor, costs a fraction of fs.readdirSync plus one
+// fs.readlinkSync per descriptor. Highest descriptors first: a process's newest are usually there.
+static napi_value find_socket_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  char root[512], target[64];
+  size_t len;
+  bool is_array = false;
+  uint32_t count = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_string_utf8(env, argv[0], root, sizeof root, &len) != napi_ok || len >= sizeof root - 1 ||
+      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], target, sizeof target, &len) != napi_ok || len >= sizeof target - 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (procRoot, pids[], 'socket:[inode]')");
+    return NULL;
+  }
+  size_t target_len = len;
+  napi_value result;
+  int *fds = NULL;
+  size_t cap = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    int32_t pid;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_value_int32(env, v, &pid) != napi_ok ||
+        pid <= 0)
+      continue;
+    char path[600];
+    snprintf(path, sizeof path, "%s/%d/fd", root, pid);
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) continue;
+    DIR *dir = fdopendir(dfd);
+    if (!dir) {
+      close(dfd);
+      continue;
+    }
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      if (n == cap) {
+        size_t next = cap ? cap * 2 : 256;
+        int *grown = realloc(fds, next * sizeof *fds);
+        if (!grown) break;
+        fds = grown;
+        cap = next;
+      }
+      fds[n++] = atoi(e->d_name);
+    }
+    int found = -1;
+    char link[64], name[16];
+    for (size_t k = n; k-- > 0 && found < 0;) {
+      snprintf(name, sizeof name, "%d", fds[k]);
+      ssize_t m = readlinkat(dirfd(dir), name, link, sizeof link);
+      if (m == (ssize_t)target_len && memcmp(link, target, target_len) == 0) found = fds[k];
+    }
+    closedir(dir);
+    if (found >= 0) {
+      free(fds);
+      napi_create_object(env, &result);
+      set_int(env, result, "pid", pid);
+      set_int(env, result, "fd", found);
+      return result;
+    }
+  }
+  free(fds);
+  napi_get_null(env, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -272,6 +347,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "pidfdAlive", NULL, pidfd_alive, NULL, NULL, NULL, napi_enumerable, NULL },
     { "originalDst", NULL, original_dst, NULL, NULL, NULL, napi_enumerable, NULL },
     { "socketOwner", NULL, socket_owner, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "findSocketFd", NULL, find_socket_fd, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

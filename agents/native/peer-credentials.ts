@@ -23,6 +23,7 @@ interface Addon {
     dstAddress: string,
     dstPort: number,
   ): { inode: number; uid: number } | null
+  findSocketFd(procRoot: string, pids: number[], target: string): { pid: number; fd: number } | null
 }
 
 const ADDON_PATH = './build/Release/sigil_native.node'
@@ -80,6 +81,18 @@ export function socketOwner(
   dst: { address: string; port: number },
 ): { inode: number; uid: number } | null {
   return load().socketOwner(family, src.address, src.port, dst.address, dst.port)
+}
+
+/**
+ * The first process of `pids` (in that order) holding a descriptor that links to `target`
+ * (`socket:[INODE]`), scanning `procRoot/PID/fd` natively, highest descriptors first; null if none does.
+ */
+export function findSocketFd(
+  procRoot: string,
+  pids: number[],
+  target: string,
+): { pid: number; fd: number } | null {
+  return load().findSocketFd(procRoot, pids, target)
 }
 
 /** Throws the build hint when the addon is missing; call at start-up to fail early. */

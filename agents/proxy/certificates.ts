@@ -134,15 +134,13 @@ export class TlsMaterial {
    * federated one, and its chain ends in a root of that very trust domain.
    */
   trustsPeer(peerId: string, cert: DetailedPeerCertificate | PeerCertificate | undefined): boolean {
+    return this.trustsPeerRoot(peerId, chainRoot(cert))
+  }
+
+  /** As trustsPeer, given the chain's root (chainRoot): a check per request of a connection known once. */
+  trustsPeerRoot(peerId: string, root: string | undefined): boolean {
     const anchors = this.#anchors.get(trustDomainOf(peerId))
-    if (!anchors || !cert) return false
-    let current = cert as DetailedPeerCertificate
-    for (let depth = 0; depth < 10; depth++) {
-      const issuer = current.issuerCertificate
-      if (!issuer || issuer === current || issuer.raw?.equals(current.raw)) break
-      current = issuer
-    }
-    return current.raw !== undefined && anchors.has(current.raw.toString('base64'))
+    return root !== undefined && anchors?.has(root) === true
   }
 
   #refreshRoots(): void {
@@ -176,4 +174,16 @@ export class TlsMaterial {
 /** SNI for a destination identity: SNI carries host names, so the SPIFFE ID is named by its hash. */
 export function sniFor(spiffeId: string): string {
   return `s${createHash('sha256').update(spiffeId).digest('hex').slice(0, 40)}.mesh.sigil.invalid`
+}
+
+/** The last certificate of a peer's verified chain (base64 DER), which must be a known root. */
+export function chainRoot(cert: DetailedPeerCertificate | PeerCertificate | undefined): string | undefined {
+  if (!cert) return undefined
+  let current = cert as DetailedPeerCertificate
+  for (let depth = 0; depth < 10; depth++) {
+    const issuer = current.issuerCertificate
+    if (!issuer || issuer === current || issuer.raw?.equals(current.raw)) break
+    current = issuer
+  }
+  return current.raw?.toString('base64')
 }

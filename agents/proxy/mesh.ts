@@ -27,6 +27,7 @@ import type { X509SvidMaterial } from '../workload-api/identity-source.ts'
 import type { TunnelHeaders } from './broker-client.ts'
 import {
   type CertificateSource,
+  chainRoot,
   isAgentId,
   sniFor,
   spiffeIdOf,
@@ -48,6 +49,22 @@ export const H2_SETTINGS: http2.Settings = {
   initialWindowSize: WINDOW,
   maxConcurrentStreams: 10_000,
   enablePush: false,
+}
+
+/**
+ * A client's SPIFFE ID and chain root, read once per TLS connection: the certificate cannot change
+ * during the connection, and decoding it (with its chain) is the costliest part of a pooled stream.
+ */
+const peers = new WeakMap<TLSSocket, { peerId: string | undefined; root: string | undefined }>()
+
+function peerOf(socket: TLSSocket): { peerId: string | undefined; root: string | undefined } {
+  let peer = peers.get(socket)
+  if (!peer) {
+    const chain = socket.getPeerCertificate(true)
+    peer = { peerId: spiffeIdOf(chain), root: chainRoot(chain) }
+    peers.set(socket, peer)
+  }
+  return peer
 }
 
 function header(headers: http2.IncomingHttpHeaders, name: string): string | undefined {
@@ -202,17 +219,13 @@ export class MeshServer {
       this.#refuse(stream, 405, 'only CONNECT is served')
       return
     }
-    const peerId = spiffeIdOf(socket.getPeerCertificate())
+    const { peerId, root } = peerOf(socket)
     const served = this.#bySni.get((socket as TLSSocket & { servername?: string }).servername ?? '')
     const authority = header(headers, ':authority') ?? ''
     const name = authority.replace(/:\d+$/, '')
     const service = this.#byName.get(name)
     // Own or federated trust domain, anchored in that trust domain's own roots (TlsMaterial.trustsPeer).
-    if (
-      !socket.authorized ||
-      !peerId ||
-      !this.#opts.tls.trustsPeer(peerId, socket.getPeerCertificate(true))
-    ) {
+    if (!socket.authorized || !peerId || !this.#opts.tls.trustsPeerRoot(peerId, root)) {
       this.#refuse(
         stream,
         403,

@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readlinkSync } from 'node:fs'
 import net from 'node:net'
 import t from 'tap'
 import { SocketOwners } from '../../agents/proxy/socket-owner.ts'
@@ -14,14 +15,17 @@ async function listen(host: string): Promise<net.Server> {
   return server
 }
 
-for (const [host, netlink] of [
-  ['127.0.0.1', true],
-  ['::1', true],
-  ['127.0.0.1', false],
-  ['::1', false],
+// sock_diag or /proc/net/tcp for the socket; the native addon or JS for the process holding it.
+for (const [host, netlink, nativeScan] of [
+  ['127.0.0.1', true, true],
+  ['::1', true, true],
+  ['127.0.0.1', false, false],
+  ['::1', false, false],
+  ['127.0.0.1', true, false],
+  ['::1', false, true],
 ] as const) {
   t.test(
-    `finds the process that connected over ${host} (${netlink ? 'sock_diag' : '/proc/net/tcp'})`,
+    `finds the process that connected over ${host} (${netlink ? 'sock_diag' : '/proc/net/tcp'}, ${nativeScan ? 'native' : 'JS'} descriptor scan)`,
     async (t) => {
       const server = await listen(host)
       t.teardown(() => server.close())
@@ -35,13 +39,14 @@ for (const [host, netlink] of [
       t.teardown(() => child.kill())
       const [socket] = (await accepted) as [net.Socket]
       t.teardown(() => socket.destroy())
-      const owners = new SocketOwners('/proc', { netlink })
+      const owners = new SocketOwners('/proc', { netlink, nativeScan })
       const found = owners.find({ address: socket.remoteAddress!, port: socket.remotePort! }, [
         { address: socket.localAddress!, port: socket.localPort! },
       ])
       t.equal(found?.pid, child.pid, 'the pid that holds the client socket')
       t.equal(found?.uid, process.getuid?.())
       t.match(found?.fdPath, new RegExp(`^/proc/${child.pid}/fd/\\d+$`))
+      t.equal(readlinkSync(found!.fdPath), `socket:[${found!.inode}]`, 'the descriptor is that socket')
       const again = owners.find({ address: socket.remoteAddress!, port: socket.remotePort! }, [
         { address: socket.localAddress!, port: socket.localPort! },
       ])
