@@ -152,6 +152,9 @@ fi
 if [ "$COMPONENT" = agent ] && ! ls "$DEST"/agents/native/build/Release/*.node >/dev/null 2>&1; then
   say "warning: the agent's native addon is not built in $DEST/agents/native/build: run \`npm run build:native\` there (needs gcc, make, python3)"
 fi
+if [ ! -f "$DEST/dist/.built" ]; then
+  say "note: no compiled build in $DEST/dist: sigil runs its TypeScript sources through tsx (about 35 MiB more memory per process); run \`npm run build\` in the source tree before installing to ship it"
+fi
 
 # --- configuration and units ------------------------------------------------------------------------------
 install -d -m 0755 "$R/etc/sigil" "$R/etc/systemd/system"
