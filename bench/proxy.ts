@@ -46,8 +46,10 @@ const NODE_B = `spiffe://${TD}/sigil/agent/join_token/node-b`
 const HOST = '127.0.0.1'
 const REQ = 1024
 const PAYLOAD = Buffer.alloc(REQ, 'E')
-// The agent's deployed memory settings (infra/: daemonset, systemd unit, Dockerfile).
-const AGENT_NODE_OPTIONS = '--max-semi-space-size=2 --max-old-space-size=128'
+// The agent's deployed memory settings (infra/: daemonset, systemd unit, Dockerfile); SIGIL_BENCH_AGENT_NODE_OPTIONS
+// tries others.
+const AGENT_NODE_OPTIONS =
+  process.env.SIGIL_BENCH_AGENT_NODE_OPTIONS ?? '--max-semi-space-size=2 --max-old-space-size=128'
 /** Pause between the background client's connections in the latency-under-churn measurement. */
 const CHURN_GAP_MS = 20
 
