@@ -65,3 +65,18 @@ export async function devOverridesProvider(dir: string): Promise<{
   delete env.SIGIL_CA_BUNDLE
   return { build, env, tf: (cwd, ...args) => runCommand('terraform', [...args, '-no-color'], cwd, env) }
 }
+
+/** The start of a root module: the sigil provider, pointed at a test server through its CA file. */
+export function sigilProviderHcl(server: { url: string; token: string }, caFile: string): string {
+  return `terraform {
+  required_providers {
+    sigil = { source = "sigil/sigil" }
+  }
+}
+provider "sigil" {
+  server    = "${server.url}"
+  token     = "${server.token}"
+  ca_bundle = "${caFile}"
+}
+`
+}

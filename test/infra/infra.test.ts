@@ -22,6 +22,7 @@ import type { TLSSocket } from 'node:tls'
 import t, { type Test } from 'tap'
 import YAML from 'yaml'
 import { startServerProcess } from '../helpers/server-process.ts'
+import { sigilProviderHcl } from '../helpers/terraform.ts'
 import { requireTool, tempDir } from '../helpers/tools.ts'
 
 const root = path.resolve(import.meta.dirname, '../..')
@@ -681,17 +682,7 @@ ${include.length ? `  filesystem_mirror {\n    path    = "${mirror}"\n    includ
       mkdirSync(work, { recursive: true })
       writeFileSync(
         path.join(work, 'main.tf'),
-        `terraform {
-  required_providers {
-    sigil = { source = "sigil/sigil" }
-  }
-}
-provider "sigil" {
-  server    = "${server.url}"
-  token     = "${server.token}"
-  ca_bundle = "${path.join(dir, 'ca.pem')}"
-}
-module "td" {
+        `${sigilProviderHcl(server, path.join(dir, 'ca.pem'))}module "td" {
   source = "${path.join(mods, 'trust-domain')}"
 ${moduleArgs}
 }

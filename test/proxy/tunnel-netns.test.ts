@@ -134,29 +134,12 @@ t.test('a tunnel between environments that cannot reach each other', async (t) =
   let broker = startBroker()
   await until('the broker', () => broker.out().includes('Sigil tunnel broker listening'), 30_000)
 
-  const cli = (...args: string[]) =>
-    inNs(NS.k, process.execPath, sigilBin, '--server', 'https://127.0.0.1:8443', '--json', ...args)
+  // The CLI in the broker's namespace, from the data dir's parent (where it finds the admin token).
+  const sigil = (...args: string[]) =>
+    execFileSync('ip', ['netns', 'exec', NS.k, process.execPath, sigilBin, ...args], { cwd: dir }).toString()
   const json = (...args: string[]) =>
-    JSON.parse(
-      execFileSync(
-        'ip',
-        [
-          'netns',
-          'exec',
-          NS.k,
-          process.execPath,
-          sigilBin,
-          '--server',
-          'https://127.0.0.1:8443',
-          '--json',
-          ...args,
-        ],
-        { cwd: dir },
-      ).toString(),
-    )
-  execFileSync('ip', ['netns', 'exec', NS.k, process.execPath, sigilBin, 'trust-domain', 'create', TD], {
-    cwd: dir,
-  })
+    JSON.parse(sigil('--server', 'https://127.0.0.1:8443', '--json', ...args))
+  sigil('trust-domain', 'create', TD)
   const agentId = (n: string) => `spiffe://${TD}/sigil/agent/join_token/${n}`
   const client = buildClient(dir)
   const entry = (spiffeId: string, parent: string, selector: string) =>
@@ -186,7 +169,6 @@ t.test('a tunnel between environments that cannot reach each other', async (t) =
     '--agent',
     agentId('env-b'),
   )
-  void cli
 
   // The service in env-b, and the two agents.
   const service = run(t, NS.b, [
@@ -271,52 +253,16 @@ t.test('a tunnel between environments that cannot reach each other', async (t) =
     path.join(dir, 'deny.yaml'),
     'rules:\n  - name: no-tunnel\n    action: deny\n    from: { spiffeId: "spiffe://example.org/web" }\n    to: { spiffeId: "spiffe://example.org/db" }\n',
   )
-  execFileSync(
-    'ip',
-    [
-      'netns',
-      'exec',
-      NS.k,
-      process.execPath,
-      sigilBin,
-      'policy',
-      'set',
-      '--trust-domain',
-      TD,
-      '--file',
-      path.join(dir, 'deny.yaml'),
-    ],
-    { cwd: dir },
-  )
+  sigil('policy', 'set', '--trust-domain', TD, '--file', path.join(dir, 'deny.yaml'))
   await until(
     'the deny rule refuses the tunnel',
     async () => ((await clientRun(client, 15432, 'x\n')) === '' ? true : undefined),
     15_000,
   )
   t.pass('the policy denied the tunnel')
-  execFileSync(
-    'ip',
-    ['netns', 'exec', NS.k, process.execPath, sigilBin, 'policy', 'mode', '--trust-domain', TD, 'baseline'],
-    { cwd: dir },
-  )
+  sigil('policy', 'mode', '--trust-domain', TD, 'baseline')
   writeFileSync(path.join(dir, 'allow.yaml'), 'mode: baseline\nrules: []\n')
-  execFileSync(
-    'ip',
-    [
-      'netns',
-      'exec',
-      NS.k,
-      process.execPath,
-      sigilBin,
-      'policy',
-      'set',
-      '--trust-domain',
-      TD,
-      '--file',
-      path.join(dir, 'allow.yaml'),
-    ],
-    { cwd: dir },
-  )
+  sigil('policy', 'set', '--trust-domain', TD, '--file', path.join(dir, 'allow.yaml'))
   await until(
     'allowed again',
     async () => ((await clientRun(client, 15432, 'y\n')) === 'env-b:y\n' ? true : undefined),

@@ -8,7 +8,7 @@ import { cpSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { startServerProcess } from '../helpers/server-process.ts'
-import { devOverridesProvider } from '../helpers/terraform.ts'
+import { devOverridesProvider, sigilProviderHcl } from '../helpers/terraform.ts'
 import { requireTool, tempDir } from '../helpers/tools.ts'
 
 const root = path.resolve(import.meta.dirname, '../..')
@@ -52,17 +52,7 @@ t.test('trust-domain module: tunnels input', async (t) => {
   const writeRoot = (tunnels: string) =>
     writeFileSync(
       path.join(work, 'main.tf'),
-      `terraform {
-  required_providers {
-    sigil = { source = "sigil/sigil" }
-  }
-}
-provider "sigil" {
-  server    = "${server.url}"
-  token     = "${server.token}"
-  ca_bundle = "${path.join(dir, 'ca.pem')}"
-}
-module "td" {
+      `${sigilProviderHcl(server, path.join(dir, 'ca.pem'))}module "td" {
   source  = "${module}"
   name    = "${td}"
   tunnels = {

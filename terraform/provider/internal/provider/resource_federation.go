@@ -251,10 +251,7 @@ func sameURL(configured, stored string) bool {
 }
 
 func (r *federationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	// Every argument forces replacement; Terraform only calls Update when nothing the API knows changes.
-	var plan federationModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	updateFromPlan[federationModel](ctx, req, resp)
 }
 
 func (r *federationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

@@ -215,10 +215,7 @@ func (r *joinTokenResource) Read(ctx context.Context, req resource.ReadRequest, 
 }
 
 func (r *joinTokenResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	// Every argument forces replacement; Terraform only calls Update when nothing the API knows changes.
-	var plan joinTokenModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	updateFromPlan[joinTokenModel](ctx, req, resp)
 }
 
 func (r *joinTokenResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

@@ -367,10 +367,7 @@ func (r *tunnelResource) Read(ctx context.Context, req resource.ReadRequest, res
 }
 
 func (r *tunnelResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	// Every argument forces replacement; Terraform only calls Update when nothing the API knows changes.
-	var plan tunnelModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	updateFromPlan[tunnelModel](ctx, req, resp)
 }
 
 func (r *tunnelResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
