@@ -3,7 +3,7 @@
 // renewal, ban and evict, and refusal of entries not parented to the agent.
 
 import { X509Certificate } from 'node:crypto'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
@@ -35,6 +35,16 @@ function filesUnder(dir: string, depth = 3): string[] {
 }
 
 t.test('an agent attests with a join token, follows entries and rotates SVIDs', async (t) => {
+  // A temp dir of this test's own (TMPDIR; the server process inherits it), scanned for keys below:
+  // test files running alongside write keys into the shared one on purpose (`sigil svid mint --out`).
+  const ownTmp = mkdtempSync(path.join(tmpdir(), 'sigil-agent-tmp-'))
+  const savedTmp = process.env.TMPDIR
+  process.env.TMPDIR = ownTmp
+  t.teardown(() => {
+    if (savedTmp === undefined) delete process.env.TMPDIR
+    else process.env.TMPDIR = savedTmp
+    rmSync(ownTmp, { recursive: true, force: true })
+  })
   const dir = tempDir(t)
   const server = await startServerProcess(t, { dataDir: path.join(dir, '.sigil') })
   const api = server.client()
